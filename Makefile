@@ -1,0 +1,28 @@
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: install migrate lint test demo bench clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+migrate:
+	$(BIN)/stratus-sql migrate
+
+lint:
+	$(BIN)/ruff check stratus_sql tests bench
+	$(BIN)/ruff format --check stratus_sql tests bench
+	$(BIN)/mypy stratus_sql
+
+test: lint
+	$(BIN)/pytest
+
+demo:
+	$(BIN)/python -m stratus_sql.demo
+
+clean:
+	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache stratus.db stratus.db-wal stratus.db-shm
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""One module per backend; `base` is the executor interface both implement."""

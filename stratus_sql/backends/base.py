@@ -1,0 +1,168 @@
+"""The executor interface query functions run statements on, shared by both backends.
+
+An executor is a pool (`Database`) or one connection inside a transaction. Subclasses supply
+four primitives (`_fetch`, `_fetch_row`, `_fetch_value`, `_execute`) and a converter per
+field type; this class checks kinds and parameters and turns rows into records.
+"""
+
+from __future__ import annotations
+
+import abc
+import types
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from stratus_sql.errors import UsageError
+from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
+
+__all__ = ["Actor", "BaseExecutor", "Executor", "Json", "field_types"]
+
+R = TypeVar("R", bound=BaseModel)
+Row = Sequence[Any]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Json:
+    """A parameter to store as JSON, whatever its Python type (a str becomes a JSON string)."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts in a transaction: recorded with every change it makes."""
+
+    user_id: UUID | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+def field_types(record: type[BaseModel]) -> list[tuple[str, Any]]:
+    """(name, type) of each field, with `X | None` unwrapped to X."""
+    out = []
+    for name, info in record.model_fields.items():
+        tp = info.annotation
+        if get_origin(tp) in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+        out.append((name, tp))
+    return out
+
+
+class Executor(Protocol):
+    """What query functions run on: a `Database`, or the handle of an open transaction."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    async def fetch_one(
+        self, record: type[R], named: NamedStatement, /, **params: Any
+    ) -> R | None: ...
+
+    async def fetch_many(
+        self, record: type[R], named: NamedStatement, /, **params: Any
+    ) -> list[R]: ...
+
+    async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any: ...
+
+    async def execute(self, named: NamedStatement, /, **params: Any) -> None: ...
+
+    async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int: ...
+
+    def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]: ...
+
+
+class BaseExecutor(abc.ABC):
+    """Shared implementation of `Executor` over four driver primitives."""
+
+    dialect: ClassVar[str]
+    _decoders: ClassVar[dict[type[BaseModel], list[tuple[str, Converter]]]]
+
+    def __init_subclass__(cls) -> None:
+        cls._decoders = {}
+
+    async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
+        """Run a `:one` statement: its row as `record`, or None."""
+        stmt = self._statement(named, Kind.ONE, record)
+        row = await self._fetch_row(stmt, params)
+        return None if row is None else self._decoder(stmt, record)(row)
+
+    async def fetch_many(self, record: type[R], named: NamedStatement, /, **params: Any) -> list[R]:
+        """Run a `:many` statement: its rows as `record`s."""
+        stmt = self._statement(named, Kind.MANY, record)
+        rows = await self._fetch(stmt, params)
+        decode = self._decoder(stmt, record)
+        return [decode(row) for row in rows]
+
+    async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any:
+        """Run a `:scalar` statement: the first column of its first row (None if no row)."""
+        return await self._fetch_value(self._statement(named, Kind.SCALAR), params)
+
+    async def execute(self, named: NamedStatement, /, **params: Any) -> None:
+        """Run an `:exec` statement."""
+        await self._execute(self._statement(named, Kind.EXEC), params)
+
+    async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
+        """Run an `:execrows` statement: the number of rows it changed."""
+        return await self._execute(self._statement(named, Kind.EXECROWS), params)
+
+    @abc.abstractmethod
+    def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]:
+        """A transaction (a savepoint when one is already open); yields its executor."""
+
+    def _statement(
+        self, named: NamedStatement, kind: Kind, record: type[BaseModel] | None = None
+    ) -> Statement:
+        stmt = named.for_dialect(self.dialect)
+        if stmt.kind is not kind:
+            raise UsageError(f"statement {stmt.name!r} is {stmt.kind}, not {kind}")
+        if record is not None and record.__name__ != stmt.record:
+            raise UsageError(f"statement {stmt.name!r} returns {stmt.record}, not {record.__name__}")
+        return stmt
+
+    def _decoder(self, stmt: Statement, record: type[R]) -> Callable[[Row], R]:
+        converters = self._decoders.get(record)
+        if converters is None:
+            converters = [(n, self._converter(tp)) for n, tp in field_types(record)]
+            self._decoders[record] = converters
+        construct = record.model_construct
+
+        def decode(row: Row) -> R:
+            if len(row) != len(converters):
+                raise UsageError(
+                    f"statement {stmt.name!r} returned {len(row)} columns, "
+                    f"{record.__name__} has {len(converters)} fields"
+                )
+            values = zip(converters, row, strict=True)
+            return construct(**{n: (None if v is None else c(v)) for (n, c), v in values})
+
+        return decode
+
+    def _converter(self, tp: Any) -> Converter:
+        """How a non-null column value becomes the field's Python value."""
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            return tp
+        return _identity
+
+    @abc.abstractmethod
+    async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]: ...
+
+    @abc.abstractmethod
+    async def _fetch_row(self, stmt: Statement, params: dict[str, Any]) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any: ...
+
+    @abc.abstractmethod
+    async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int: ...
+
+
+def _identity(value: Any) -> Any:
+    return value

@@ -1,0 +1,218 @@
+"""PostgreSQL through an asyncpg pool.
+
+json and jsonb are encoded and decoded by orjson on every connection, so dicts, lists and
+scalars round-trip as JSON values (never as a JSON string holding JSON). Enums and UUIDs go
+over the wire natively. Driver errors are translated here, keyed by SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from stratus_sql.backends.base import Actor, BaseExecutor, Executor, Json, Row
+from stratus_sql.config import Settings
+from stratus_sql.errors import (
+    AlreadyExists,
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    StratusError,
+    UsageError,
+)
+from stratus_sql.sqlfiles import Statement
+
+__all__ = ["PostgresBackend", "translate"]
+
+_SET_ACTOR = (
+    "SELECT set_config('stratus.actor_user_id', $1, true),"
+    " set_config('stratus.actor_ip', $2, true),"
+    " set_config('stratus.actor_user_agent', $3, true)"
+)
+
+
+class _PostgresExecutor(BaseExecutor):
+    dialect = "postgres"
+
+    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+        # Pool and Connection share fetch/fetchrow/fetchval/execute; a pool acquires per call.
+        self._target: Any = target
+
+    async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
+        with translate():
+            rows: list[Row] = await self._target.fetch(stmt.text, *_args(stmt, params))
+        return rows
+
+    async def _fetch_row(self, stmt: Statement, params: dict[str, Any]) -> Row | None:
+        with translate():
+            rows: list[Row] = await self._target.fetch(stmt.text, *_args(stmt, params))
+        if len(rows) > 1:
+            raise UsageError(f":one statement {stmt.name!r} returned {len(rows)} rows")
+        return rows[0] if rows else None
+
+    async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any:
+        with translate():
+            return await self._target.fetchval(stmt.text, *_args(stmt, params))
+
+    async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int:
+        with translate():
+            status: str = await self._target.execute(stmt.text, *_args(stmt, params))
+        # Status tags end in the row count ("UPDATE 3", "INSERT 0 1"); others have none.
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+
+class _PostgresTransaction(_PostgresExecutor):
+    """An executor on one connection inside an open transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        super().__init__(conn)
+        self._conn = conn
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+        if actor is not None:
+            raise UsageError("an actor can only be set on the outermost transaction")
+        with translate():
+            savepoint = self._conn.transaction()  # asyncpg nests as a SAVEPOINT
+            await savepoint.start()
+        try:
+            yield self
+        except BaseException:
+            with translate():
+                await savepoint.rollback()
+            raise
+        with translate():
+            await savepoint.commit()
+
+
+class PostgresBackend(_PostgresExecutor):
+    """The pool: statements outside a transaction run on any free connection."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        super().__init__(pool)
+        self._pool = pool
+        self.settings = settings
+
+    @classmethod
+    async def open(cls, settings: Settings) -> PostgresBackend:
+        url = settings.database_url
+        try:
+            pool = await asyncio.wait_for(
+                asyncpg.create_pool(
+                    url,
+                    min_size=settings.pool_min_size,
+                    max_size=settings.pool_max_size,
+                    command_timeout=settings.command_timeout,
+                    statement_cache_size=settings.statement_cache_size,
+                    max_inactive_connection_lifetime=settings.max_inactive_lifetime,
+                    timeout=settings.connect_timeout,
+                    init=_init_connection,
+                ),
+                timeout=settings.connect_timeout + 1,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {_where(url)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return cls(pool, settings)
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+        with translate():
+            conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
+        try:
+            with translate():
+                tx = conn.transaction()
+                await tx.start()
+            try:
+                if actor is not None:
+                    with translate():
+                        await conn.execute(_SET_ACTOR, *_actor_args(actor))
+                yield _PostgresTransaction(conn)
+            except BaseException:
+                with translate():
+                    await tx.rollback()
+                raise
+            with translate():
+                await tx.commit()
+        finally:
+            await self._pool.release(conn)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb's binary format is a version byte (1) followed by the JSON text.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+    )
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", format="binary", encoder=orjson.dumps, decoder=orjson.loads
+    )
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+def _args(stmt: Statement, params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(v.value if isinstance(v, Json) else v for v in stmt.positional(params))
+
+
+def _actor_args(actor: Actor) -> tuple[str, str, str]:
+    user = "" if actor.user_id is None else str(actor.user_id)
+    return user, actor.ip_address or "", actor.user_agent or ""
+
+
+def _where(url: str) -> str:
+    """host:port/database of a URL, never its password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+@contextmanager
+def translate() -> Iterator[None]:
+    """Re-raise asyncpg and socket errors as stratus_sql errors, chaining the original."""
+    try:
+        yield
+    except StratusError:
+        raise
+    except asyncpg.PostgresError as exc:
+        raise _server_error(exc) from exc
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+
+
+def _server_error(exc: asyncpg.PostgresError) -> StratusError:
+    state: str = getattr(exc, "sqlstate", "") or ""
+    constraint: str | None = getattr(exc, "constraint_name", None)
+    message = getattr(exc, "message", str(exc))
+    if state == "23505":
+        return AlreadyExists(f"already exists: {message}", constraint=constraint)
+    if state == "23503":
+        return NotFound(f"a referenced row does not exist ({constraint})")
+    if state.startswith("22") or state in ("23502", "23514"):
+        return InvalidInput(f"rejected by the database: {message}")
+    if state in ("40001", "40P01", "55P03"):
+        return Conflict(f"concurrent update conflict: {message}")
+    if state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300"):
+        return DatabaseUnavailable(f"PostgreSQL unavailable: {message}")
+    return DatabaseError(f"[{state}] {message}")

@@ -1,0 +1,287 @@
+"""SQLite through aiosqlite: the embedded backend.
+
+Every connection runs in WAL mode with foreign keys on and a busy timeout. Writes go through
+one writer connection behind an asyncio lock, each transaction opened with BEGIN IMMEDIATE, so
+writers in this process queue instead of failing with "database is locked", and writers in
+other processes wait on the busy timeout. Read-only statements outside a transaction run on a
+small pool of `query_only` reader connections, which WAL lets proceed beside the writer.
+
+Storage: UUIDs as canonical text, timestamps as UTC ISO-8601 text with microseconds
+(`2026-11-21T09:30:00.000000Z`, which sorts as time does), JSON as text through orjson.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, get_origin
+from uuid import UUID
+
+import aiosqlite
+import orjson
+from pydantic import JsonValue
+
+from stratus_sql.backends.base import Actor, BaseExecutor, Converter, Executor, Json, Row
+from stratus_sql.config import Settings, sqlite_path
+from stratus_sql.errors import (
+    AlreadyExists,
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    StratusError,
+    UsageError,
+)
+from stratus_sql.sqlfiles import Statement
+
+__all__ = ["SqliteBackend", "format_timestamp", "translate"]
+
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_ACTOR_FIELDS = ("user_id", "ip_address", "user_agent")
+
+
+def format_timestamp(value: datetime) -> str:
+    """The stored text of an aware datetime: UTC, microseconds, sortable."""
+    if value.tzinfo is None:
+        raise UsageError("naive datetime passed to the database; use an aware one (UTC)")
+    return value.astimezone(UTC).strftime(_TIMESTAMP_FORMAT)
+
+
+def _now_utc() -> str:
+    return datetime.now(UTC).strftime(_TIMESTAMP_FORMAT)
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, Json):
+        return orjson.dumps(value.value).decode()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+class _SqliteExecutor(BaseExecutor):
+    dialect = "sqlite"
+
+    def _converter(self, tp: Any) -> Converter:
+        if tp is UUID:
+            return UUID
+        if tp is datetime:
+            return datetime.fromisoformat
+        if tp is JsonValue or get_origin(tp) in (dict, list):
+            return orjson.loads
+        if tp is float:
+            return float
+        if tp is bool:
+            return bool
+        return super()._converter(tp)
+
+    @staticmethod
+    async def _run(
+        conn: aiosqlite.Connection, stmt: Statement, params: dict[str, Any]
+    ) -> tuple[Sequence[Row], int]:
+        args = {k: _param(v) for k, v in stmt.named(params).items()}
+        with translate():
+            async with conn.execute(stmt.text, args) as cursor:
+                rows = await cursor.fetchall()
+                return rows, cursor.rowcount
+
+    async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
+        return (await self._on_connection(stmt, params))[0]
+
+    async def _fetch_row(self, stmt: Statement, params: dict[str, Any]) -> Row | None:
+        rows = (await self._on_connection(stmt, params))[0]
+        if len(rows) > 1:
+            raise UsageError(f":one statement {stmt.name!r} returned {len(rows)} rows")
+        return rows[0] if rows else None
+
+    async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any:
+        rows = (await self._on_connection(stmt, params))[0]
+        return rows[0][0] if rows else None
+
+    async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int:
+        return max((await self._on_connection(stmt, params))[1], 0)
+
+    @abc.abstractmethod
+    async def _on_connection(
+        self, stmt: Statement, params: dict[str, Any]
+    ) -> tuple[Sequence[Row], int]:
+        """Run on the connection this executor stands for."""
+
+
+class _SqliteTransaction(_SqliteExecutor):
+    """An executor on the writer connection inside an open transaction."""
+
+    _savepoints = itertools.count(1)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _on_connection(
+        self, stmt: Statement, params: dict[str, Any]
+    ) -> tuple[Sequence[Row], int]:
+        return await self._run(self._conn, stmt, params)
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+        if actor is not None:
+            raise UsageError("an actor can only be set on the outermost transaction")
+        name = f"sp_{next(self._savepoints)}"
+        with translate():
+            await self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            with translate():
+                await self._conn.execute(f"ROLLBACK TO {name}")
+                await self._conn.execute(f"RELEASE {name}")
+            raise
+        with translate():
+            await self._conn.execute(f"RELEASE {name}")
+
+
+class SqliteBackend(_SqliteExecutor):
+    """The embedded database: one writer connection and a pool of readers."""
+
+    def __init__(self, path: str, settings: Settings, writer: aiosqlite.Connection) -> None:
+        self.settings = settings
+        self._path = path
+        self._writer = writer
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._reader_count = 0
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._actor: Actor | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings) -> SqliteBackend:
+        path = sqlite_path(settings.database_url)
+        if not Path(path).parent.is_dir():
+            raise DatabaseUnavailable(f"cannot open SQLite file {path}: no such directory")
+        backend = cls(path, settings, await _connect(path, settings, readonly=False))
+        await backend._writer.create_function("stratus_actor", 1, backend._actor_field)
+        return backend
+
+    def _actor_field(self, field: str) -> str | None:
+        if self._actor is None or field not in _ACTOR_FIELDS:
+            return None
+        value = getattr(self._actor, field)
+        return None if value is None else str(value)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in [*self._all_readers, self._writer]:
+                await conn.close()
+            self._all_readers.clear()
+
+    async def _on_connection(
+        self, stmt: Statement, params: dict[str, Any]
+    ) -> tuple[Sequence[Row], int]:
+        if stmt.readonly:
+            reader = await self._acquire_reader()
+            try:
+                return await self._run(reader, stmt, params)
+            finally:
+                self._readers.put_nowait(reader)
+        async with self._write_lock:
+            return await self._run(self._writer, stmt, params)
+
+    async def _acquire_reader(self) -> aiosqlite.Connection:
+        if self._readers.empty() and self._reader_count < self.settings.pool_max_size:
+            self._reader_count += 1
+            try:
+                conn = await _connect(self._path, self.settings, readonly=True)
+            except BaseException:
+                self._reader_count -= 1
+                raise
+            self._all_readers.append(conn)
+            return conn
+        return await self._readers.get()
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+        async with self._write_lock:
+            with translate():
+                await self._writer.execute("BEGIN IMMEDIATE")
+            self._actor = actor
+            try:
+                yield _SqliteTransaction(self._writer)
+            except BaseException:
+                with translate():
+                    await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    with translate():
+                        await self._writer.execute("COMMIT")
+                except BaseException:
+                    if self._writer.in_transaction:
+                        await self._writer.execute("ROLLBACK")
+                    raise
+            finally:
+                self._actor = None
+
+
+async def _connect(path: str, settings: Settings, *, readonly: bool) -> aiosqlite.Connection:
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(f"cannot open SQLite file {path}: {exc}") from exc
+    try:
+        with translate():
+            await conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            if readonly:
+                await conn.execute("PRAGMA query_only = ON")
+            await conn.create_function("now_utc", 0, _now_utc)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def translate() -> Iterator[None]:
+    """Re-raise sqlite3 errors as stratus_sql errors, chaining the original."""
+    try:
+        yield
+    except StratusError:
+        raise
+    except sqlite3.Error as exc:
+        raise _sqlite_error(exc) from exc
+    except OverflowError as exc:  # an int beyond SQLite's 64-bit INTEGER
+        raise InvalidInput(f"value out of range for SQLite: {exc}") from exc
+
+
+def _sqlite_error(exc: sqlite3.Error) -> StratusError:
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    message = str(exc)
+    if code in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+        constraint = message.split("failed: ", 1)[-1] if "failed: " in message else None
+        return AlreadyExists(f"already exists: {message}", constraint=constraint)
+    if code == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return NotFound("a referenced row does not exist (FOREIGN KEY)")
+    if code.startswith("SQLITE_CONSTRAINT") or code in ("SQLITE_TOOBIG", "SQLITE_MISMATCH"):
+        return InvalidInput(f"rejected by the database: {message}")
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return Conflict(f"database busy: {message}")
+    if code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_FULL")):
+        return DatabaseUnavailable(f"SQLite file unusable: {message}")
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return UsageError(f"SQLite misuse: {message}")
+    return DatabaseError(f"[{code or type(exc).__name__}] {message}")

@@ -1,0 +1,77 @@
+"""The errors stratus_sql raises. Driver exceptions never escape a query function.
+
+```
+StratusError
+├── InvalidInput (ValueError)      arguments rejected before SQL ran; CHECK / NOT NULL violations
+├── NotFound (LookupError)         a write named a missing row; FK violation
+├── AlreadyExists                  unique violation; .constraint
+├── Conflict                       serialization failure / deadlock / busy database
+├── DatabaseUnavailable            cannot connect in time
+├── ConfigError (ValueError)       a setting (DATABASE_URL, DB_*) has an invalid value
+├── QueryFileError                 a sql/ file cannot be parsed; message has file:line
+├── UsageError                     the library was misused (unknown statement, kind mismatch)
+└── DatabaseError                  any other error the server reported
+```
+
+Every error translated from a driver exception chains it (`raise ... from exc`), so the
+original SQLSTATE or SQLite error code stays available in `__cause__`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "ConfigError",
+    "Conflict",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "InvalidInput",
+    "NotFound",
+    "QueryFileError",
+    "StratusError",
+    "UsageError",
+]
+
+
+class StratusError(Exception):
+    """Base of every error raised by stratus_sql."""
+
+
+class InvalidInput(StratusError, ValueError):
+    """Arguments were rejected: by validation before any SQL ran, or by a CHECK constraint."""
+
+
+class NotFound(StratusError, LookupError):
+    """A write named a row that does not exist (including a foreign key to a missing row)."""
+
+
+class AlreadyExists(StratusError):
+    """A unique constraint was violated; `constraint` names it when the driver says."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class Conflict(StratusError):
+    """A serialization failure, deadlock or lock timeout the caller may retry."""
+
+
+class DatabaseUnavailable(StratusError):
+    """No connection to the database could be made in time."""
+
+
+class ConfigError(StratusError, ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class QueryFileError(StratusError):
+    """A named-SQL file cannot be parsed; the message starts with `file:line`."""
+
+
+class UsageError(StratusError):
+    """The library was called wrongly: unknown statement, wrong kind, missing parameter."""
+
+
+class DatabaseError(StratusError):
+    """The database reported an error that has no more specific class above."""

@@ -1,0 +1,87 @@
+"""Schema migrations: yoyo over the shipped `migrations/<dialect>/` folder.
+
+yoyo keeps its default bookkeeping tables (`_yoyo_migration`, `_yoyo_log`, ...) and takes its
+own lock, so two processes migrating at once apply each migration once. Postgres is reached
+through psycopg 3 (`postgresql+psycopg://`), SQLite through the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from stratus_sql._resources import data_dir
+from stratus_sql.config import Settings, backend_of
+from stratus_sql.errors import DatabaseError, DatabaseUnavailable, StratusError, UsageError
+
+__all__ = ["MigrationStatus", "apply_migrations", "migration_status", "rollback_migrations"]
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    id: str
+    applied: bool
+
+
+def apply_migrations(url: str | None = None) -> list[str]:
+    """Apply every pending migration; returns the ids applied (empty when up to date)."""
+    backend, migrations = _open(url)
+    with _translated(url), backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+def rollback_migrations(url: str | None = None, *, steps: int | None = 1) -> list[str]:
+    """Roll back the newest `steps` applied migrations (all with `steps=None`); returns ids."""
+    if steps is not None and steps < 1:
+        raise UsageError(f"steps must be at least 1 (got {steps})")
+    backend, migrations = _open(url)
+    with _translated(url), backend.lock():
+        applied = backend.to_rollback(migrations)
+        chosen = applied if steps is None else applied[:steps]
+        backend.rollback_migrations(chosen)
+    return [m.id for m in chosen]
+
+
+def migration_status(url: str | None = None) -> list[MigrationStatus]:
+    """Every known migration, oldest first, and whether it is applied."""
+    backend, migrations = _open(url)
+    with _translated(url):
+        applied = backend.get_applied_migration_hashes()
+    return [MigrationStatus(m.id, m.hash in applied) for m in migrations]
+
+
+def _open(url: str | None) -> tuple[Any, Any]:
+    from yoyo import get_backend, read_migrations
+
+    url = url or Settings.load().database_url
+    dialect = backend_of(url)
+    yoyo_url = url
+    if dialect == "postgres":
+        yoyo_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    with _translated(url):
+        backend = get_backend(yoyo_url)
+    return backend, read_migrations(str(data_dir("migrations") / dialect))
+
+
+@contextmanager
+def _translated(url: str | None) -> Iterator[None]:
+    """Driver errors become ours; connection failures name the database, never a password."""
+    import sqlite3
+
+    import psycopg
+
+    try:
+        yield
+    except StratusError:
+        raise
+    except (psycopg.OperationalError, sqlite3.OperationalError) as exc:
+        where = (url or "").split("@")[-1]
+        if isinstance(exc, psycopg.OperationalError) or "unable to open" in str(exc):
+            raise DatabaseUnavailable(f"cannot migrate {where}: {exc}") from exc
+        raise DatabaseError(f"migration failed on {where}: {exc}") from exc
+    except (psycopg.Error, sqlite3.Error) as exc:
+        raise DatabaseError(f"migration failed: {exc}") from exc

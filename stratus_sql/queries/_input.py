@@ -1,0 +1,155 @@
+"""Argument validation shared by the query modules: runs before any SQL, raises InvalidInput.
+
+Both backends must accept exactly the same values, so the limits of the stricter one apply
+to both: no NUL characters (Postgres text and jsonb cannot hold them), no NaN or infinity in
+JSON (not JSON at all), integers within 64 bits (SQLite's JSON functions and orjson).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from stratus_sql.errors import InvalidInput
+
+__all__ = [
+    "Input",
+    "JsonDocument",
+    "JsonObject",
+    "NoNul",
+    "decode_cursor",
+    "encode_cursor",
+    "page_limit",
+    "text",
+    "uuid_arg",
+    "validate",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+_MAX_JSON_DEPTH = 64
+_MAX_JSON_BYTES = 1_000_000
+_INT64 = (-(2**63), 2**63 - 1)
+MAX_PAGE = 500
+
+
+class Input(BaseModel):
+    """Base of the input models: unknown fields are an error, values are not coerced from
+    other types except where a field says so (enums from their string values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validate(model: type[M], **values: Any) -> M:
+    """`model(**values)`, with pydantic's errors turned into one InvalidInput."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or model.__name__
+        raise InvalidInput(f"{where}: {error['msg']}") from None
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
+
+def text(max_length: int, *, min_length: int = 1) -> StringConstraints:
+    """Stripped of surrounding white space, `min_length` to `max_length` characters.
+
+    Use as `Annotated[str, text(200), NoNul]`.
+    """
+    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+
+
+def check_json(value: Any, depth: int = 0) -> Any:
+    """Raise ValueError unless `value` is JSON both backends store exactly."""
+    if depth > _MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {_MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError("JSON integers must fit in 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("JSON numbers must be finite (no NaN or infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("JSON object keys must be strings")
+            _no_nul(key)
+            check_json(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_json(item, depth + 1)
+    else:
+        raise ValueError(f"{type(value).__name__} is not a JSON value")
+    return value
+
+
+def _json_document(value: Any) -> Any:
+    check_json(value)
+    if len(orjson.dumps(value)) > _MAX_JSON_BYTES:
+        raise ValueError(f"JSON larger than {_MAX_JSON_BYTES} bytes")
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object (a dict), not {type(value).__name__}")
+    result: dict[str, Any] = _json_document(value)
+    return result
+
+
+JsonDocument = Annotated[Any, AfterValidator(_json_document)]
+JsonObject = Annotated[Any, AfterValidator(_json_object)]
+
+
+def uuid_arg(value: object, name: str) -> UUID:
+    """An id argument: a UUID, or its string form."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"{name}: expected a UUID, got {value!r:.60}")
+
+
+def page_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit: expected an integer from 1 to {MAX_PAGE}, got {limit!r:.30}")
+    return limit
+
+
+def encode_cursor(*values: Any) -> str:
+    """An opaque page cursor holding `values` (str, int, float or None)."""
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object, *parsers: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The values of a cursor made by `encode_cursor`, each passed through its parser."""
+    try:
+        if not isinstance(cursor, str) or len(cursor) > 1000:
+            raise ValueError
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(parsers):
+            raise ValueError
+        return tuple(parse(v) for parse, v in zip(parsers, raw, strict=True))
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidInput(f"cursor: not a cursor returned by this listing: {cursor!r:.60}") from None

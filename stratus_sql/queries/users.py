@@ -1,0 +1,187 @@
+"""Users: people on the platform, their role, licences and preferences.
+
+Emails are stored lowercased (after trimming), so uniqueness and lookup ignore case on both
+backends alike. Licence codes (PP, PC, IFR, ...) are stored uppercased, without duplicates,
+in the order given.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, Field
+
+from stratus_sql.backends.base import Executor, Json
+from stratus_sql.errors import DatabaseError, NotFound
+from stratus_sql.ids import uuid7
+from stratus_sql.queries._input import (
+    Input,
+    JsonObject,
+    NoNul,
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+    text,
+    uuid_arg,
+    validate,
+)
+from stratus_sql.records import Page, User, UserRole
+from stratus_sql.sqlfiles import load_queries
+
+__all__ = [
+    "create_user",
+    "get_user",
+    "get_user_by_email",
+    "list_users",
+    "touch_last_active",
+    "update_preferences",
+]
+
+STATEMENTS = load_queries("users")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_LICENSE = re.compile(r"^[A-Z0-9][A-Z0-9/-]{0,19}$")
+MAX_LICENSES = 50
+
+
+def _email(value: str) -> str:
+    value = value.lower()
+    if not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    return value
+
+
+def _license(value: str) -> str:
+    value = value.upper()
+    if not _LICENSE.match(value):
+        raise ValueError("a licence code is 1 to 20 letters, digits, '/' or '-' (e.g. 'IFR')")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+Email = Annotated[str, text(254, min_length=3), NoNul, AfterValidator(_email)]
+License = Annotated[str, text(20), AfterValidator(_license)]
+
+
+class NewUser(Input):
+    name: Annotated[str, text(200), NoNul]
+    email: Email
+    role: UserRole
+    licenses: Annotated[
+        list[License], Field(max_length=MAX_LICENSES), AfterValidator(_unique)
+    ] = Field(default_factory=list)
+    experience_level: Annotated[str, text(50), NoNul] | None = None
+    preferences: JsonObject = Field(default_factory=dict)
+
+
+class _Email(Input):
+    email: Email
+
+
+class _Changes(Input):
+    changes: JsonObject
+
+
+class _ListFilter(Input):
+    role: UserRole | None
+    license: License | None
+
+
+async def create_user(
+    db: Executor,
+    *,
+    name: str,
+    email: str,
+    role: UserRole | str,
+    licenses: list[str] | tuple[str, ...] = (),
+    experience_level: str | None = None,
+    preferences: dict[str, Any] | None = None,
+) -> User:
+    """Create a user. Raises InvalidInput for bad arguments, AlreadyExists for a taken email."""
+    new = validate(
+        NewUser,
+        name=name,
+        email=email,
+        role=role,
+        licenses=list(licenses) if isinstance(licenses, list | tuple) else licenses,
+        experience_level=experience_level,
+        preferences={} if preferences is None else preferences,
+    )
+    user = await db.fetch_one(
+        User,
+        STATEMENTS.create_user,
+        user_id=uuid7(),
+        name=new.name,
+        email=new.email,
+        role=new.role,
+        licenses=Json(new.licenses),
+        experience_level=new.experience_level,
+        preferences=Json(new.preferences),
+    )
+    if user is None:  # INSERT ... RETURNING always yields its row
+        raise DatabaseError("create_user returned no row")
+    return user
+
+
+async def get_user(db: Executor, user_id: UUID | str) -> User | None:
+    """The user with this id, or None."""
+    return await db.fetch_one(User, STATEMENTS.get_user, user_id=uuid_arg(user_id, "user_id"))
+
+
+async def get_user_by_email(db: Executor, email: str) -> User | None:
+    """The user with this email, whatever its case, or None."""
+    wanted = validate(_Email, email=email).email
+    return await db.fetch_one(User, STATEMENTS.get_user_by_email, email=wanted)
+
+
+async def update_preferences(db: Executor, user_id: UUID | str, changes: dict[str, Any]) -> User:
+    """Merge `changes` into the user's preferences (RFC 7396: nested objects merge, a None
+    value removes the key) and return the updated user. NotFound if there is no such user."""
+    uid = uuid_arg(user_id, "user_id")
+    patch = validate(_Changes, changes=changes).changes
+    user = await db.fetch_one(
+        User, STATEMENTS.update_preferences, user_id=uid, changes=Json(patch)
+    )
+    if user is None:
+        raise NotFound(f"no user {uid}")
+    return user
+
+
+async def list_users(
+    db: Executor,
+    *,
+    role: UserRole | str | None = None,
+    license: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+) -> Page[User]:
+    """Users in creation order, `limit` at a time, optionally of one `role` or holding one
+    `license` code. Pass the page's `next_cursor` as `after` for the next page."""
+    filters = validate(_ListFilter, role=role, license=license)
+    size = page_limit(limit)
+    after_id = None if after is None else decode_cursor(after, UUID)[0]
+    users = await db.fetch_many(
+        User,
+        STATEMENTS.list_users,
+        role=filters.role,
+        license=filters.license,
+        after=after_id,
+        limit=size + 1,
+    )
+    more = len(users) > size
+    items = users[:size]
+    return Page[User](
+        items=items, next_cursor=encode_cursor(str(items[-1].user_id)) if more else None
+    )
+
+
+async def touch_last_active(db: Executor, user_id: UUID | str) -> None:
+    """Set the user's `last_active` to now. NotFound if there is no such user."""
+    uid = uuid_arg(user_id, "user_id")
+    if await db.execute_rows(STATEMENTS.touch_last_active, user_id=uid) == 0:
+        raise NotFound(f"no user {uid}")

@@ -1,0 +1,323 @@
+"""Named SQL statements: parse `sql/<dialect>/<module>.sql` files, compile `:name` parameters.
+
+A file holds statements introduced by a name line, then doc comment lines, then the SQL:
+
+    -- name: get_user :one -> User
+    -- One user by id.
+    SELECT user_id, name FROM users WHERE user_id = :user_id;
+
+Kinds follow sqlc: `:one` (a row or None), `:many` (rows), `:scalar` (the first value),
+`:exec` (nothing), `:execrows` (affected row count) and `:copy` (bulk load). `:one` and
+`:many` name the record they return after `->`, which is how `stratus-sql check` knows what
+columns to expect.
+
+Parameters are compiled once, at load time: to `$1..$n` for asyncpg, and left as `:name` for
+sqlite3. The scanner skips string literals ('..', E'..'), quoted identifiers, dollar-quoted
+bodies, `--` and `/* */` comments and `::type` casts, so none of them is taken for a parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from stratus_sql._resources import data_dir
+from stratus_sql.errors import QueryFileError, UsageError
+
+__all__ = ["DIALECTS", "Kind", "NamedStatement", "Queries", "Statement", "load_queries", "parse"]
+
+DIALECTS = ("postgres", "sqlite")
+
+
+class Kind(StrEnum):
+    ONE = ":one"
+    MANY = ":many"
+    SCALAR = ":scalar"
+    EXEC = ":exec"
+    EXECROWS = ":execrows"
+    COPY = ":copy"
+
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
+_NAME_SPEC = re.compile(
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?\s*$"
+)
+_IDENT_START = re.compile(r"[A-Za-z_]")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_WORD = re.compile(r"[A-Za-z_]+")
+_WRITE_WORDS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY"}
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One named statement in one dialect, with its parameters compiled."""
+
+    name: str
+    kind: Kind
+    dialect: str
+    doc: str
+    sql: str
+    text: str
+    params: tuple[str, ...]
+    record: str | None
+    readonly: bool
+    code: str = field(repr=False)
+    where: str = ""
+
+    def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The arguments in `$n` order; every parameter must be given, and nothing else."""
+        self._check(values)
+        return tuple(values[p] for p in self.params)
+
+    def named(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments as a mapping; every parameter must be given, and nothing else."""
+        self._check(values)
+        return dict(values)
+
+    def _check(self, values: Mapping[str, Any]) -> None:
+        if len(values) == len(self.params) and all(p in values for p in self.params):
+            return
+        missing = [p for p in self.params if p not in values]
+        if missing:
+            raise UsageError(f"statement {self.name!r} needs parameter {missing[0]!r}")
+        extra = sorted(set(values) - set(self.params))
+        raise UsageError(f"statement {self.name!r} has no parameter {extra[0]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class NamedStatement:
+    """The same statement name in every dialect."""
+
+    name: str
+    by_dialect: Mapping[str, Statement]
+
+    def for_dialect(self, dialect: str) -> Statement:
+        return self.by_dialect[dialect]
+
+
+class Queries:
+    """The statements of one query module; `Queries.get_user` is the statement `get_user`."""
+
+    def __init__(self, module: str, statements: Mapping[str, NamedStatement]) -> None:
+        self._module = module
+        self._statements = dict(statements)
+
+    def __getattr__(self, name: str) -> NamedStatement:
+        try:
+            return self._statements[name]
+        except KeyError:
+            raise UsageError(f"sql/*/{self._module}.sql has no statement {name!r}") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._statements.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._statements)
+
+
+@cache
+def load_queries(module: str) -> Queries:
+    """Load `sql/<dialect>/<module>.sql` for every dialect; names must agree across dialects."""
+    root = data_dir("sql")
+    parsed: dict[str, dict[str, Statement]] = {}
+    for dialect in DIALECTS:
+        path = root / dialect / f"{module}.sql"
+        if not path.is_file():
+            raise QueryFileError(f"{path}:1: file missing for dialect {dialect!r}")
+        parsed[dialect] = {s.name: s for s in parse(path.read_text("utf-8"), dialect, str(path))}
+    names = set(parsed[DIALECTS[0]])
+    for dialect in DIALECTS[1:]:
+        if set(parsed[dialect]) != names:
+            diff = sorted(names.symmetric_difference(parsed[dialect]))
+            raise QueryFileError(f"{module}.sql: dialects disagree on statements {diff}")
+    return Queries(
+        module,
+        {n: NamedStatement(n, {d: parsed[d][n] for d in DIALECTS}) for n in sorted(names)},
+    )
+
+
+def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]:
+    """Parse a named-SQL file into statements compiled for `dialect`."""
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown dialect {dialect!r}")
+    blocks: list[tuple[int, str, list[str]]] = []
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        m = _NAME_LINE.match(line.strip())
+        if m:
+            blocks.append((lineno, m.group("rest"), []))
+        elif blocks:
+            blocks[-1][2].append(line)
+        elif line.strip() and not line.strip().startswith("--"):
+            raise QueryFileError(f"{filename}:{lineno}: SQL before the first '-- name:' line")
+    seen: dict[str, int] = {}
+    statements = []
+    for lineno, spec, body in blocks:
+        where = f"{filename}:{lineno}"
+        stmt = _statement(spec, body, dialect, filename, lineno)
+        if stmt.name in seen:
+            raise QueryFileError(
+                f"{where}: statement {stmt.name!r} defined twice (first at line {seen[stmt.name]})"
+            )
+        seen[stmt.name] = lineno
+        statements.append(stmt)
+    return statements
+
+
+def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: int) -> Statement:
+    where = f"{filename}:{lineno}"
+    m = _NAME_SPEC.match(spec.strip())
+    if not m:
+        raise QueryFileError(f"{where}: expected '-- name: <name> <kind> [-> Record]'")
+    name, kind_text, record = m.group("name"), m.group("kind"), m.group("record")
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        kinds = ", ".join(k.value for k in Kind)
+        raise QueryFileError(f"{where}: unknown kind {kind_text!r} (one of {kinds})") from None
+    if kind in (Kind.ONE, Kind.MANY) and record is None:
+        raise QueryFileError(f"{where}: {kind} statement {name!r} must name its record (-> X)")
+    if kind not in (Kind.ONE, Kind.MANY) and record is not None:
+        raise QueryFileError(f"{where}: {kind} statement {name!r} returns no record")
+    doc_lines: list[str] = []
+    i = 0
+    while i < len(body) and body[i].strip().startswith("--"):
+        doc_lines.append(body[i].strip()[2:].strip())
+        i += 1
+    while i < len(body) and not body[i].strip():
+        i += 1
+    sql = "\n".join(body[i:]).strip()
+    text, params, code = compile_sql(sql, dialect, filename, lineno + 1 + i)
+    code = code.strip().rstrip(";").rstrip()
+    if not code:
+        raise QueryFileError(f"{where}: statement {name!r} has no SQL")
+    if ";" in code:
+        raise QueryFileError(f"{where}: statement {name!r} holds more than one statement")
+    words = [w.upper() for w in _WORD.findall(code)]
+    readonly = words[0] in ("SELECT", "VALUES", "WITH") and not _WRITE_WORDS.intersection(words)
+    return Statement(
+        name=name,
+        kind=kind,
+        dialect=dialect,
+        doc="\n".join(doc_lines),
+        sql=sql,
+        text=text.strip().rstrip(";").rstrip(),
+        params=params,
+        record=record,
+        readonly=readonly,
+        code=code,
+        where=where,
+    )
+
+
+def compile_sql(
+    sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
+) -> tuple[str, tuple[str, ...], str]:
+    """Rewrite `:name` parameters for `dialect`.
+
+    Returns the compiled text, the parameter names in `$n` order (first appearance), and the
+    statement's code with literals and comments blanked out (for keyword inspection).
+    """
+    where = (filename, first_line)
+    out: list[str] = []
+    code: list[str] = []
+    params: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        start = i
+        if c == "'":
+            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(sql[i - 2]))
+            i = _end_of_quoted(sql, i, "'", backslash=escapes, where=where)
+            code.append(" ")
+        elif c == '"':
+            i = _end_of_quoted(sql, i, '"', backslash=False, where=where)
+            code.append(sql[start:i])
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+            code.append(" ")
+        elif sql.startswith("/*", i):
+            i = _end_of_block_comment(sql, i, where)
+            code.append(" ")
+        elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) and not _ident_before(sql, i):
+            end = sql.find(m.group(0), m.end())
+            if end < 0:
+                raise QueryFileError(f"{_line(where, sql, i)}: unterminated {m.group(0)} quote")
+            i = end + len(m.group(0))
+            code.append(" ")
+        elif sql.startswith("::", i):
+            i += 2
+            code.append("::")
+        elif c == ":" and i + 1 < n and _IDENT_START.match(sql[i + 1]) and not _ident_before(sql, i):
+            j = i + 1
+            while j < n and _IDENT_CHAR.match(sql[j]):
+                j += 1
+            name = sql[i + 1 : j]
+            if name not in params:
+                params.append(name)
+            placeholder = f"${params.index(name) + 1}" if dialect == "postgres" else f":{name}"
+            out.append(placeholder)
+            code.append(placeholder)
+            i = j
+            continue
+        else:
+            i += 1
+            code.append(c)
+        out.append(sql[start:i])
+    return "".join(out), tuple(params), "".join(code)
+
+
+def _ident_before(sql: str, i: int) -> bool:
+    return i > 0 and bool(_IDENT_CHAR.match(sql[i - 1]))
+
+
+def _end_of_quoted(
+    sql: str, i: int, quote: str, *, backslash: bool, where: tuple[str, int]
+) -> int:
+    """Index just past the quoted token opened at `i` (doubled quotes stay inside)."""
+    j = i + 1
+    while j < len(sql):
+        ch = sql[j]
+        if backslash and ch == "\\":
+            j += 2
+            continue
+        if ch == quote:
+            if j + 1 < len(sql) and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    raise QueryFileError(f"{_line(where, sql, i)}: unterminated {quote} quote")
+
+
+def _end_of_block_comment(sql: str, i: int, where: tuple[str, int]) -> int:
+    """Index just past the `/* */` comment opened at `i`; Postgres comments nest."""
+    depth, j = 0, i
+    while j < len(sql):
+        if sql.startswith("/*", j):
+            depth += 1
+            j += 2
+        elif sql.startswith("*/", j):
+            depth -= 1
+            j += 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    raise QueryFileError(f"{_line(where, sql, i)}: unterminated /* comment")
+
+
+def _line(where: tuple[str, int], sql: str, i: int) -> str:
+    """`file:line` of offset `i` in a statement whose SQL starts at line `where[1]`."""
+    return f"{where[0]}:{where[1] + sql.count(chr(10), 0, i)}"
+
+
+def statement_files(dialect: str) -> list[Path]:
+    """Every named-SQL file of a dialect."""
+    return sorted((data_dir("sql") / dialect).glob("*.sql"))
