@@ -81,7 +81,7 @@ def _translated(url: str | None) -> Iterator[None]:
     except (psycopg.OperationalError, sqlite3.OperationalError) as exc:
         where = (url or "").split("@")[-1]
         if isinstance(exc, psycopg.OperationalError) or "unable to open" in str(exc):
-            raise DatabaseUnavailable(f"cannot migrate {where}: {exc}") from exc
+            raise DatabaseUnavailable(f"cannot reach {where}: {exc}") from exc
         raise DatabaseError(f"migration failed on {where}: {exc}") from exc
     except (psycopg.Error, sqlite3.Error) as exc:
         raise DatabaseError(f"migration failed: {exc}") from exc

@@ -19,17 +19,28 @@ bodies, `--` and `/* */` comments and `::type` casts, so none of them is taken f
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from stratus_sql._resources import data_dir
 from stratus_sql.errors import QueryFileError, UsageError
 
-__all__ = ["DIALECTS", "Kind", "NamedStatement", "Queries", "Statement", "load_queries", "parse"]
+__all__ = [
+    "DIALECTS",
+    "Kind",
+    "NamedStatement",
+    "Queries",
+    "Statement",
+    "compile_sql",
+    "load_queries",
+    "parse",
+    "query_modules",
+    "returning_columns",
+    "with_nulls",
+]
 
 DIALECTS = ("postgres", "sqlite")
 
@@ -51,6 +62,7 @@ _IDENT_START = re.compile(r"[A-Za-z_]")
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_]+")
+_LAST_NAME = re.compile(r'"?([A-Za-z_][A-Za-z0-9_]*)"?$')
 _WRITE_WORDS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY"}
 
 
@@ -218,11 +230,18 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
 def compile_sql(
     sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
 ) -> tuple[str, tuple[str, ...], str]:
-    """Rewrite `:name` parameters for `dialect`.
+    """Rewrite `:name` parameters for `dialect` (`postgres`, `sqlite`, or `null`, which puts
+    a NULL literal in place of every parameter).
 
     Returns the compiled text, the parameter names in `$n` order (first appearance), and the
     statement's code with literals and comments blanked out (for keyword inspection).
     """
+    placeholders: dict[str, Callable[[str, int], str]] = {
+        "postgres": lambda name, n: f"${n}",
+        "sqlite": lambda name, n: f":{name}",
+        "null": lambda name, n: "NULL",
+    }
+    placeholder = placeholders[dialect]
     where = (filename, first_line)
     out: list[str] = []
     code: list[str] = []
@@ -261,9 +280,9 @@ def compile_sql(
             name = sql[i + 1 : j]
             if name not in params:
                 params.append(name)
-            placeholder = f"${params.index(name) + 1}" if dialect == "postgres" else f":{name}"
-            out.append(placeholder)
-            code.append(placeholder)
+            compiled = placeholder(name, params.index(name) + 1)
+            out.append(compiled)
+            code.append(compiled)
             i = j
             continue
         else:
@@ -318,6 +337,37 @@ def _line(where: tuple[str, int], sql: str, i: int) -> str:
     return f"{where[0]}:{where[1] + sql.count(chr(10), 0, i)}"
 
 
-def statement_files(dialect: str) -> list[Path]:
-    """Every named-SQL file of a dialect."""
-    return sorted((data_dir("sql") / dialect).glob("*.sql"))
+def query_modules() -> list[str]:
+    """The names of every named-SQL file (`users`, ...), as found for the first dialect."""
+    return sorted(p.stem for p in (data_dir("sql") / DIALECTS[0]).glob("*.sql"))
+
+
+def with_nulls(stmt: Statement) -> str:
+    """The statement's SQL with a NULL literal for each parameter (to describe it unbound)."""
+    return compile_sql(stmt.sql, "null")[0].strip().rstrip(";").rstrip()
+
+
+def returning_columns(stmt: Statement) -> list[str] | None:
+    """The output names of a top-level RETURNING list, or None when there is none."""
+    code, depth, start = stmt.code, 0, -1
+    for m in re.finditer(r"[()]|\bRETURNING\b", code, re.IGNORECASE):
+        token = m.group(0)
+        depth += 1 if token == "(" else -1 if token == ")" else 0
+        if depth == 0 and token.upper() == "RETURNING":
+            start = m.end()
+    if start < 0:
+        return None
+    items, depth, current = [], 0, []
+    for ch in code[start:]:
+        depth += 1 if ch == "(" else -1 if ch == ")" else 0
+        if ch == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    names = []
+    for item in items:
+        m = _LAST_NAME.search(item.strip())
+        names.append(m.group(1) if m else item.strip())
+    return names

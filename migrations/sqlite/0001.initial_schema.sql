@@ -75,9 +75,10 @@ CREATE TABLE memory_entries (
     created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
     updated_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
     last_accessed_at TEXT,
-    expires_at       TEXT,
-    CONSTRAINT memory_entries_user_key UNIQUE (user_id, key)
+    expires_at       TEXT
 ) STRICT;
+-- Unique constraints are named unique indexes here, so that errors name them as Postgres does.
+CREATE UNIQUE INDEX memory_entries_user_key ON memory_entries (user_id, key);
 -- Purging expired entries reads only the entries that can expire.
 CREATE INDEX memory_entries_expires_idx ON memory_entries (expires_at)
     WHERE expires_at IS NOT NULL;
@@ -104,9 +105,9 @@ CREATE TABLE dashboards (
     user_id      TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
     name         TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
-    updated_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
-    CONSTRAINT dashboards_user_name_key UNIQUE (user_id, name)
+    updated_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'))
 ) STRICT;
+CREATE UNIQUE INDEX dashboards_user_name_key ON dashboards (user_id, name);
 
 CREATE TABLE metrics (
     metric_id          TEXT NOT NULL PRIMARY KEY CHECK (length(metric_id) = 36),

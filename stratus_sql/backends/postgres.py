@@ -125,6 +125,13 @@ class PostgresBackend(_PostgresExecutor):
             ) from exc
         return cls(pool, settings)
 
+    async def describe(self, stmt: Statement) -> list[str]:
+        """Prepare `stmt` on the server; the names of its result columns."""
+        async with self._pool.acquire() as conn:
+            with translate():
+                prepared = await conn.prepare(stmt.text)
+            return [attribute.name for attribute in prepared.get_attributes()]
+
     async def close(self) -> None:
         await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
 

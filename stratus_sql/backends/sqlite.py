@@ -40,7 +40,7 @@ from stratus_sql.errors import (
     StratusError,
     UsageError,
 )
-from stratus_sql.sqlfiles import Statement
+from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
 
 __all__ = ["SqliteBackend", "format_timestamp", "translate"]
 
@@ -94,10 +94,14 @@ class _SqliteExecutor(BaseExecutor):
         conn: aiosqlite.Connection, stmt: Statement, params: dict[str, Any]
     ) -> tuple[Sequence[Row], int]:
         args = {k: _param(v) for k, v in stmt.named(params).items()}
-        with translate():
-            async with conn.execute(stmt.text, args) as cursor:
-                rows = await cursor.fetchall()
-                return rows, cursor.rowcount
+        try:
+            with translate():
+                async with conn.execute(stmt.text, args) as cursor:
+                    rows = await cursor.fetchall()
+                    return rows, cursor.rowcount
+        except AlreadyExists as exc:
+            exc.constraint = await _unique_index_name(conn, exc.constraint)
+            raise
 
     async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
         return (await self._on_connection(stmt, params))[0]
@@ -181,6 +185,25 @@ class SqliteBackend(_SqliteExecutor):
         value = getattr(self._actor, field)
         return None if value is None else str(value)
 
+    async def describe(self, stmt: Statement) -> list[str]:
+        """Compile `stmt` (EXPLAIN, nothing runs); the names of its result columns.
+
+        A query is described through a temporary view of it with NULL for every parameter; a
+        write by the names in its RETURNING list.
+        """
+        unbound = {p: None for p in stmt.params}
+        async with self._write_lock:
+            with translate():
+                await self._writer.execute(f"EXPLAIN {stmt.text}", unbound)
+                if not stmt.readonly:
+                    return returning_columns(stmt) or []
+                await self._writer.execute(f"CREATE TEMP VIEW stratus_describe AS {with_nulls(stmt)}")
+                try:
+                    async with self._writer.execute("PRAGMA temp.table_info(stratus_describe)") as c:
+                        return [row[1] for row in await c.fetchall()]
+                finally:
+                    await self._writer.execute("DROP VIEW temp.stratus_describe")
+
     async def close(self) -> None:
         async with self._write_lock:
             for conn in [*self._all_readers, self._writer]:
@@ -253,6 +276,29 @@ async def _connect(path: str, settings: Settings, *, readonly: bool) -> aiosqlit
         await conn.close()
         raise
     return conn
+
+
+async def _unique_index_name(conn: aiosqlite.Connection, failed: str | None) -> str | None:
+    """The name of the unique index behind SQLite's "UNIQUE constraint failed: t.a, t.b".
+
+    SQLite names the columns of a column index (and the index itself only for expression
+    indexes: "index 'name'"); Postgres names the constraint. Unique constraints are declared
+    as named unique indexes in the SQLite schema so both backends report the same name.
+    """
+    if not failed:
+        return failed
+    if failed.startswith("index '"):
+        return failed[len("index '") : -1]
+    table, _, _ = failed.partition(".")
+    columns = [c.strip().partition(".")[2] for c in failed.split(",")]
+    with translate():
+        async with conn.execute("SELECT name FROM pragma_index_list(?) WHERE \"unique\"", [table]) as c:
+            names = [row[0] for row in await c.fetchall()]
+        for name in names:
+            async with conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [name]) as c:
+                if [row[0] for row in await c.fetchall()] == columns:
+                    return str(name)
+    return failed
 
 
 @contextmanager
