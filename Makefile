@@ -13,8 +13,8 @@ migrate:
 	$(BIN)/stratus-sql migrate
 
 lint:
-	$(BIN)/ruff check stratus_sql tests bench
-	$(BIN)/ruff format --check stratus_sql tests bench
+	$(BIN)/ruff check stratus_sql tests
+	$(BIN)/ruff format --check stratus_sql tests
 	$(BIN)/mypy stratus_sql
 
 test: lint

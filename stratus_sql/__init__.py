@@ -1,7 +1,7 @@
 """stratus_sql: the typed async raw-SQL data layer of Stratus.IA.
 
-    db = await stratus_sql.connect()          # DATABASE_URL, or the embedded ./stratus.db
-    user = await users.create_user(db, name="João Silva", email="joao@example.com", role="pilot")
+db = await stratus_sql.connect()          # DATABASE_URL, or the embedded ./stratus.db
+user = await users.create_user(db, name="João Silva", email="joao@example.com", role="pilot")
 """
 
 from stratus_sql import errors, records

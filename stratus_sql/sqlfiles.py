@@ -273,7 +273,9 @@ def compile_sql(
         elif sql.startswith("::", i):
             i += 2
             code.append("::")
-        elif c == ":" and i + 1 < n and _IDENT_START.match(sql[i + 1]) and not _ident_before(sql, i):
+        elif (
+            c == ":" and i + 1 < n and _IDENT_START.match(sql[i + 1]) and not _ident_before(sql, i)
+        ):
             j = i + 1
             while j < n and _IDENT_CHAR.match(sql[j]):
                 j += 1
@@ -296,9 +298,7 @@ def _ident_before(sql: str, i: int) -> bool:
     return i > 0 and bool(_IDENT_CHAR.match(sql[i - 1]))
 
 
-def _end_of_quoted(
-    sql: str, i: int, quote: str, *, backslash: bool, where: tuple[str, int]
-) -> int:
+def _end_of_quoted(sql: str, i: int, quote: str, *, backslash: bool, where: tuple[str, int]) -> int:
     """Index just past the quoted token opened at `i` (doubled quotes stay inside)."""
     j = i + 1
     while j < len(sql):
@@ -357,17 +357,15 @@ def returning_columns(stmt: Statement) -> list[str] | None:
             start = m.end()
     if start < 0:
         return None
-    items, depth, current = [], 0, []
+    items, depth = [""], 0
     for ch in code[start:]:
         depth += 1 if ch == "(" else -1 if ch == ")" else 0
         if ch == "," and depth == 0:
-            items.append("".join(current))
-            current = []
+            items.append("")
         else:
-            current.append(ch)
-    items.append("".join(current))
+            items[-1] += ch
     names = []
     for item in items:
-        m = _LAST_NAME.search(item.strip())
-        names.append(m.group(1) if m else item.strip())
+        found = _LAST_NAME.search(item.strip())
+        names.append(found.group(1) if found else item.strip())
     return names

@@ -196,9 +196,7 @@ def test_both_dialects_define_the_same_statements_with_the_same_parameters() -> 
         for named in load_queries(module):
             by_dialect = named.by_dialect
             assert set(by_dialect) == set(DIALECTS)
-            signatures = {
-                (s.kind, s.record, tuple(sorted(s.params))) for s in by_dialect.values()
-            }
+            signatures = {(s.kind, s.record, tuple(sorted(s.params))) for s in by_dialect.values()}
             assert len(signatures) == 1, f"{module}.{named.name} differs: {signatures}"
 
 

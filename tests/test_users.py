@@ -38,10 +38,16 @@ async def test_create_user_round_trips_every_field(db: Database) -> None:
     assert user.role is UserRole.PILOT
     assert user.licenses == ["PP", "PC", "IFR"]
     assert user.experience_level == "comercial"
-    assert user.preferences == {"idioma": "pt-BR", "unidades": {"altitude": "ft"}, "n": [1, 2.5, None]}
+    assert user.preferences == {
+        "idioma": "pt-BR",
+        "unidades": {"altitude": "ft"},
+        "n": [1, 2.5, None],
+    }
     assert user.last_active is None
     assert user.created_at.tzinfo is not None
-    assert before - timedelta(seconds=5) <= user.created_at <= datetime.now(UTC) + timedelta(seconds=5)
+    assert (
+        before - timedelta(seconds=5) <= user.created_at <= datetime.now(UTC) + timedelta(seconds=5)
+    )
     assert user.user_id.version == 7
     assert await users.get_user(db, user.user_id) == user
     assert await users.get_user(db, str(user.user_id)) == user
@@ -82,7 +88,9 @@ async def test_update_preferences_merges_as_json_merge_patch(db: Database) -> No
         preferences={"tema": "escuro", "unidades": {"altitude": "ft", "velocidade": "kt"}, "x": 1},
     )
     updated = await users.update_preferences(
-        db, user.user_id, {"unidades": {"altitude": "m", "velocidade": None}, "x": None, "novo": [1]}
+        db,
+        user.user_id,
+        {"unidades": {"altitude": "m", "velocidade": None}, "x": None, "novo": [1]},
     )
     assert updated.preferences == {"tema": "escuro", "unidades": {"altitude": "m"}, "novo": [1]}
     assert updated == user.model_copy(update={"preferences": updated.preferences})
@@ -113,7 +121,9 @@ async def test_update_preferences_rejects_non_objects(db: Database, changes: obj
 
 async def test_list_users_filters_by_role_and_licence(db: Database) -> None:
     code = licence()
-    pilot = await users.create_user(db, name="P", email=email(), role="pilot", licenses=[code, "PP"])
+    pilot = await users.create_user(
+        db, name="P", email=email(), role="pilot", licenses=[code, "PP"]
+    )
     mech = await users.create_user(db, name="M", email=email(), role="mechanic", licenses=[code])
     await users.create_user(db, name="O", email=email(), role="pilot", licenses=["PP"])
 
@@ -129,7 +139,9 @@ async def test_list_users_filters_by_role_and_licence(db: Database) -> None:
 async def test_list_users_pages_by_keyset_without_gaps_or_duplicates(db: Database) -> None:
     code = licence()
     created = [
-        await users.create_user(db, name=f"U{i}", email=email(), role="student_pilot", licenses=[code])
+        await users.create_user(
+            db, name=f"U{i}", email=email(), role="student_pilot", licenses=[code]
+        )
         for i in range(7)
     ]
     seen: list[User] = []
@@ -177,7 +189,8 @@ async def test_touch_last_active_sets_now(db: Database) -> None:
     user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     await users.touch_last_active(db, user.user_id)
     touched = await users.get_user(db, user.user_id)
-    assert touched is not None and touched.last_active is not None
+    assert touched is not None
+    assert touched.last_active is not None
     assert touched.last_active >= user.created_at
     with pytest.raises(NotFound):
         await users.touch_last_active(db, uuid.uuid4())

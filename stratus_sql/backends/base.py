@@ -124,7 +124,9 @@ class BaseExecutor(abc.ABC):
         if stmt.kind is not kind:
             raise UsageError(f"statement {stmt.name!r} is {stmt.kind}, not {kind}")
         if record is not None and record.__name__ != stmt.record:
-            raise UsageError(f"statement {stmt.name!r} returns {stmt.record}, not {record.__name__}")
+            raise UsageError(
+                f"statement {stmt.name!r} returns {stmt.record}, not {record.__name__}"
+            )
         return stmt
 
     def _decoder(self, stmt: Statement, record: type[R]) -> Callable[[Row], R]:

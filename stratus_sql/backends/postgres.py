@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from stratus_sql.backends.base import Actor, BaseExecutor, Executor, Json, Row
 from stratus_sql.config import Settings
@@ -32,6 +33,8 @@ from stratus_sql.sqlfiles import Statement
 
 __all__ = ["PostgresBackend", "translate"]
 
+_Connection = asyncpg.Connection | PoolConnectionProxy
+
 _SET_ACTOR = (
     "SELECT set_config('stratus.actor_user_id', $1, true),"
     " set_config('stratus.actor_ip', $2, true),"
@@ -42,7 +45,7 @@ _SET_ACTOR = (
 class _PostgresExecutor(BaseExecutor):
     dialect = "postgres"
 
-    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+    def __init__(self, target: asyncpg.Pool | _Connection) -> None:
         # Pool and Connection share fetch/fetchrow/fetchval/execute; a pool acquires per call.
         self._target: Any = target
 
@@ -73,7 +76,7 @@ class _PostgresExecutor(BaseExecutor):
 class _PostgresTransaction(_PostgresExecutor):
     """An executor on one connection inside an open transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: _Connection) -> None:
         super().__init__(conn)
         self._conn = conn
 

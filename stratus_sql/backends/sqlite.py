@@ -97,7 +97,7 @@ class _SqliteExecutor(BaseExecutor):
         try:
             with translate():
                 async with conn.execute(stmt.text, args) as cursor:
-                    rows = await cursor.fetchall()
+                    rows = list(await cursor.fetchall())
                     return rows, cursor.rowcount
         except AlreadyExists as exc:
             exc.constraint = await _unique_index_name(conn, exc.constraint)
@@ -191,15 +191,19 @@ class SqliteBackend(_SqliteExecutor):
         A query is described through a temporary view of it with NULL for every parameter; a
         write by the names in its RETURNING list.
         """
-        unbound = {p: None for p in stmt.params}
+        unbound = dict.fromkeys(stmt.params)
         async with self._write_lock:
             with translate():
                 await self._writer.execute(f"EXPLAIN {stmt.text}", unbound)
                 if not stmt.readonly:
                     return returning_columns(stmt) or []
-                await self._writer.execute(f"CREATE TEMP VIEW stratus_describe AS {with_nulls(stmt)}")
+                await self._writer.execute(
+                    f"CREATE TEMP VIEW stratus_describe AS {with_nulls(stmt)}"
+                )
                 try:
-                    async with self._writer.execute("PRAGMA temp.table_info(stratus_describe)") as c:
+                    async with self._writer.execute(
+                        "PRAGMA temp.table_info(stratus_describe)"
+                    ) as c:
                         return [row[1] for row in await c.fetchall()]
                 finally:
                     await self._writer.execute("DROP VIEW temp.stratus_describe")
@@ -292,10 +296,14 @@ async def _unique_index_name(conn: aiosqlite.Connection, failed: str | None) -> 
     table, _, _ = failed.partition(".")
     columns = [c.strip().partition(".")[2] for c in failed.split(",")]
     with translate():
-        async with conn.execute("SELECT name FROM pragma_index_list(?) WHERE \"unique\"", [table]) as c:
+        async with conn.execute(
+            'SELECT name FROM pragma_index_list(?) WHERE "unique"', [table]
+        ) as c:
             names = [row[0] for row in await c.fetchall()]
         for name in names:
-            async with conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [name]) as c:
+            async with conn.execute(
+                "SELECT name FROM pragma_index_info(?) ORDER BY seqno", [name]
+            ) as c:
                 if [row[0] for row in await c.fetchall()] == columns:
                     return str(name)
     return failed

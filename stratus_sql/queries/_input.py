@@ -152,4 +152,6 @@ def decode_cursor(cursor: object, *parsers: Callable[[Any], Any]) -> tuple[Any, 
             raise ValueError
         return tuple(parse(v) for parse, v in zip(parsers, raw, strict=True))
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise InvalidInput(f"cursor: not a cursor returned by this listing: {cursor!r:.60}") from None
+        raise InvalidInput(
+            f"cursor: not a cursor returned by this listing: {cursor!r:.60}"
+        ) from None

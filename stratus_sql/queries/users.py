@@ -72,9 +72,9 @@ class NewUser(Input):
     name: Annotated[str, text(200), NoNul]
     email: Email
     role: UserRole
-    licenses: Annotated[
-        list[License], Field(max_length=MAX_LICENSES), AfterValidator(_unique)
-    ] = Field(default_factory=list)
+    licenses: Annotated[list[License], Field(max_length=MAX_LICENSES), AfterValidator(_unique)] = (
+        Field(default_factory=list)
+    )
     experience_level: Annotated[str, text(50), NoNul] | None = None
     preferences: JsonObject = Field(default_factory=dict)
 
@@ -144,9 +144,7 @@ async def update_preferences(db: Executor, user_id: UUID | str, changes: dict[st
     value removes the key) and return the updated user. NotFound if there is no such user."""
     uid = uuid_arg(user_id, "user_id")
     patch = validate(_Changes, changes=changes).changes
-    user = await db.fetch_one(
-        User, STATEMENTS.update_preferences, user_id=uid, changes=Json(patch)
-    )
+    user = await db.fetch_one(User, STATEMENTS.update_preferences, user_id=uid, changes=Json(patch))
     if user is None:
         raise NotFound(f"no user {uid}")
     return user

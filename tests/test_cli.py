@@ -1,0 +1,66 @@
+"""The stratus-sql command: migrate, status, rollback and check, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from stratus_sql.cli import main
+from stratus_sql.sqlfiles import load_queries, query_modules
+
+
+def statement_count() -> int:
+    return sum(len(load_queries(m).names()) for m in query_modules())
+
+
+def test_check_passes_on_the_migrated_databases(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--url", database_url, "check"]) == 0
+    assert capsys.readouterr().out.strip() == f"{statement_count()} statements checked, 0 problems"
+
+
+def test_check_names_every_statement_that_does_not_prepare(
+    backend: str,
+    new_pg_database: Callable[[], str],
+    new_sqlite_database: Callable[[], str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blank = new_pg_database() if backend == "postgres" else new_sqlite_database()
+    assert main(["--url", blank, "check"]) == 1
+    captured = capsys.readouterr()
+    assert f"{statement_count()} problems" in captured.out
+    assert "users.sql:" in captured.err
+    assert "get_user does not prepare" in captured.err
+
+
+def test_migrate_status_rollback(
+    backend: str,
+    new_pg_database: Callable[[], str],
+    new_sqlite_database: Callable[[], str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = new_pg_database() if backend == "postgres" else new_sqlite_database()
+    assert main(["--url", url, "status"]) == 0
+    assert "pending  0001.initial_schema" in capsys.readouterr().out
+    assert main(["--url", url, "migrate"]) == 0
+    assert "applied 0001.initial_schema" in capsys.readouterr().out
+    assert main(["--url", url, "migrate"]) == 0
+    assert capsys.readouterr().out.strip() == "up to date"
+    assert main(["--url", url, "status"]) == 0
+    assert "applied  0001.initial_schema" in capsys.readouterr().out
+    assert main(["--url", url, "rollback", "--all"]) == 0
+    assert "rolled back 0001.initial_schema" in capsys.readouterr().out
+    assert main(["--url", url, "rollback"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to roll back"
+
+
+def test_errors_print_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", "postgresql://u:hunter2@127.0.0.1:1/db", "status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stratus-sql status: cannot reach 127.0.0.1:1/db")
+    assert "hunter2" not in err
+    assert "Traceback" not in err
+    assert main(["--url", "mysql://x/y", "migrate"]) == 1
+    assert "DATABASE_URL must start with" in capsys.readouterr().err

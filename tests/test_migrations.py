@@ -1,0 +1,99 @@
+"""Migrations: apply, roll back, re-apply to an identical catalog, on both backends."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+import stratus_sql
+from stratus_sql import UsageError
+from stratus_sql.migrations import MigrationStatus
+
+PG_CATALOG = """
+SELECT 'relation', c.relname || ':' || c.relkind::text FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'public' AND c.relname NOT LIKE '%yoyo%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || udt_name
+       || ' null=' || is_nullable || ' default=' || coalesce(column_default, '')
+  FROM information_schema.columns
+  WHERE table_schema = 'public' AND table_name NOT LIKE '%yoyo%'
+UNION ALL
+SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint
+  WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT LIKE '%yoyo%'
+UNION ALL
+SELECT 'index', indexdef FROM pg_indexes
+  WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'
+UNION ALL
+SELECT 'enum', t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+  FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname
+UNION ALL
+SELECT 'function', pg_get_functiondef(p.oid) FROM pg_proc p
+  WHERE p.pronamespace = 'public'::regnamespace
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'trigger', pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'policy', tablename || ' ' || policyname || ' ' || coalesce(qual, '')
+  FROM pg_policies WHERE schemaname = 'public'
+ORDER BY 1, 2
+"""
+
+SQLITE_CATALOG = """
+SELECT type, name, tbl_name, sql FROM sqlite_master
+WHERE name NOT LIKE '%yoyo%' AND name NOT LIKE 'sqlite_%'
+ORDER BY type, name
+"""
+
+
+def catalog(url: str) -> list[tuple[object, ...]]:
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as conn:
+            return [tuple(r) for r in conn.execute(PG_CATALOG).fetchall()]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return [tuple(r) for r in conn.execute(SQLITE_CATALOG).fetchall()]
+
+
+@pytest.fixture
+def blank_url(
+    backend: str, new_pg_database: Callable[[], str], new_sqlite_database: Callable[[], str]
+) -> str:
+    return new_pg_database() if backend == "postgres" else new_sqlite_database()
+
+
+def test_apply_rollback_apply_gives_an_identical_catalog(blank_url: str) -> None:
+    every = [s.id for s in stratus_sql.migration_status(blank_url)]
+    assert every
+    assert every[0] == "0001.initial_schema"
+
+    assert stratus_sql.apply_migrations(blank_url) == every
+    first = catalog(blank_url)
+    assert any(kind in ("relation", "table") and "users" in str(name) for kind, name, *_ in first)
+
+    assert stratus_sql.rollback_migrations(blank_url, steps=None) == every[::-1]
+    assert catalog(blank_url) == []
+    assert stratus_sql.migration_status(blank_url) == [MigrationStatus(m, False) for m in every]
+
+    assert stratus_sql.apply_migrations(blank_url) == every
+    assert catalog(blank_url) == first
+
+
+def test_apply_is_idempotent(blank_url: str) -> None:
+    applied = stratus_sql.apply_migrations(blank_url)
+    assert applied
+    assert stratus_sql.apply_migrations(blank_url) == []
+    assert all(s.applied for s in stratus_sql.migration_status(blank_url))
+
+
+def test_rollback_takes_one_step_by_default(blank_url: str) -> None:
+    applied = stratus_sql.apply_migrations(blank_url)
+    assert stratus_sql.rollback_migrations(blank_url) == applied[-1:]
+    statuses = stratus_sql.migration_status(blank_url)
+    assert [s.applied for s in statuses] == [True] * (len(applied) - 1) + [False]
+    with pytest.raises(UsageError):
+        stratus_sql.rollback_migrations(blank_url, steps=0)

@@ -1,0 +1,56 @@
+"""The public names are exactly the documented ones."""
+
+from __future__ import annotations
+
+import stratus_sql
+from stratus_sql import errors
+from stratus_sql.queries import users
+
+PUBLIC = {
+    "Actor",
+    "AlreadyExists",
+    "ConfigError",
+    "Conflict",
+    "Database",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "Executor",
+    "InvalidInput",
+    "NotFound",
+    "QueryFileError",
+    "Settings",
+    "StratusError",
+    "UsageError",
+    "apply_migrations",
+    "connect",
+    "errors",
+    "migration_status",
+    "records",
+    "rollback_migrations",
+}
+
+
+def test_package_exports_exactly_the_documented_names() -> None:
+    assert set(stratus_sql.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(stratus_sql, name)
+
+
+def test_users_module_exports_its_query_functions() -> None:
+    assert set(users.__all__) == {
+        "create_user",
+        "get_user",
+        "get_user_by_email",
+        "list_users",
+        "touch_last_active",
+        "update_preferences",
+    }
+
+
+def test_error_hierarchy() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.StratusError)
+    assert issubclass(errors.InvalidInput, ValueError)
+    assert issubclass(errors.ConfigError, ValueError)
+    assert issubclass(errors.NotFound, LookupError)
+    assert errors.AlreadyExists("x", constraint="users_email_key").constraint == "users_email_key"
