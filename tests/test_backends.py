@@ -261,3 +261,13 @@ async def test_connect_defaults_to_the_embedded_file(
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")
         assert await users.get_user(db, user.user_id) == user
     assert (tmp_path / "stratus.db").is_file()
+
+
+async def test_concurrent_statements_in_one_postgres_transaction_are_a_usage_error(
+    database_urls: dict[str, str],
+) -> None:
+    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+        with pytest.raises(UsageError, match="concurrently"):
+            async with db.transaction() as tx:
+                await asyncio.gather(*(users.get_user(tx, uuid.uuid4()) for _ in range(5)))
+        assert await users.get_user(db, uuid.uuid4()) is None  # the pool is still usable

@@ -4,6 +4,7 @@ and `make demo`'s module prints a user read back from the embedded database."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -89,3 +90,14 @@ def test_demo_prints_a_user_read_back(tmp_path: Path) -> None:
     again = run([sys.executable, "-m", "stratus_sql.demo"], tmp_path, env)
     assert "already there" in again
     assert "migrations: up to date" in again
+
+
+def test_readme_quickstart_runs_twice(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    match = re.search(r"## Quickstart\n\n```python\n(.*?)```", readme, re.DOTALL)
+    assert match, "README has no Quickstart code block"
+    (tmp_path / "quickstart.py").write_text(match.group(1))
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    for _ in range(2):
+        run([sys.executable, "quickstart.py"], tmp_path, env)
+    assert (tmp_path / "stratus.db").is_file()

@@ -84,17 +84,9 @@ class _PostgresTransaction(_PostgresExecutor):
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
         if actor is not None:
             raise UsageError("an actor can only be set on the outermost transaction")
-        with translate():
-            savepoint = self._conn.transaction()  # asyncpg nests as a SAVEPOINT
-            await savepoint.start()
-        try:
+        # asyncpg nests a transaction started inside another as a SAVEPOINT.
+        async with _atomic(self._conn):
             yield self
-        except BaseException:
-            with translate():
-                await savepoint.rollback()
-            raise
-        with translate():
-            await savepoint.commit()
 
 
 class PostgresBackend(_PostgresExecutor):
@@ -143,22 +135,32 @@ class PostgresBackend(_PostgresExecutor):
         with translate():
             conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
         try:
-            with translate():
-                tx = conn.transaction()
-                await tx.start()
-            try:
-                if actor is not None:
-                    with translate():
-                        await conn.execute(_SET_ACTOR, *_actor_args(actor))
+            async with _atomic(conn, actor):
                 yield _PostgresTransaction(conn)
-            except BaseException:
-                with translate():
-                    await tx.rollback()
-                raise
-            with translate():
-                await tx.commit()
         finally:
             await self._pool.release(conn)
+
+
+@asynccontextmanager
+async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterator[None]:
+    """Run the block in a transaction (a savepoint when one is open): commit or roll back."""
+    tx = conn.transaction()
+    with translate():
+        await tx.start()
+        if actor is not None:
+            await conn.execute(_SET_ACTOR, *_actor_args(actor))
+    try:
+        yield
+    except BaseException:
+        try:
+            await tx.rollback()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            # The block's own error is the one to report; a connection that cannot even
+            # roll back is closed so the pool never hands it out again.
+            conn.terminate()
+        raise
+    with translate():
+        await tx.commit()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -207,7 +209,16 @@ def translate() -> Iterator[None]:
         raise
     except asyncpg.PostgresError as exc:
         raise _server_error(exc) from exc
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+    except asyncpg.InterfaceError as exc:
+        if "another operation is in progress" in str(exc):
+            raise UsageError(
+                "statements ran concurrently on one connection: inside a transaction, "
+                "await each statement before starting the next"
+            ) from exc
+        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise DatabaseError("PostgreSQL did not answer within DB_COMMAND_TIMEOUT") from exc
+    except OSError as exc:
         raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -144,17 +145,8 @@ class _SqliteTransaction(_SqliteExecutor):
         if actor is not None:
             raise UsageError("an actor can only be set on the outermost transaction")
         name = f"sp_{next(self._savepoints)}"
-        with translate():
-            await self._conn.execute(f"SAVEPOINT {name}")
-        try:
+        async with _atomic(self._conn, f"SAVEPOINT {name}", f"RELEASE {name}", name):
             yield self
-        except BaseException:
-            with translate():
-                await self._conn.execute(f"ROLLBACK TO {name}")
-                await self._conn.execute(f"RELEASE {name}")
-            raise
-        with translate():
-            await self._conn.execute(f"RELEASE {name}")
 
 
 class SqliteBackend(_SqliteExecutor):
@@ -241,25 +233,36 @@ class SqliteBackend(_SqliteExecutor):
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
         async with self._write_lock:
-            with translate():
-                await self._writer.execute("BEGIN IMMEDIATE")
             self._actor = actor
             try:
-                yield _SqliteTransaction(self._writer)
-            except BaseException:
-                with translate():
-                    await self._writer.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    with translate():
-                        await self._writer.execute("COMMIT")
-                except BaseException:
-                    if self._writer.in_transaction:
-                        await self._writer.execute("ROLLBACK")
-                    raise
+                async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
+                    yield _SqliteTransaction(self._writer)
             finally:
                 self._actor = None
+
+
+@asynccontextmanager
+async def _atomic(
+    conn: aiosqlite.Connection, begin: str, commit: str, savepoint: str | None = None
+) -> AsyncIterator[None]:
+    """Run the block between `begin` and `commit`; roll back (to the savepoint) on error."""
+    with translate():
+        await conn.execute(begin)
+    try:
+        yield
+        with translate():
+            await conn.execute(commit)
+    except BaseException:
+        # SQLite may already have rolled back on its own (after SQLITE_FULL, for example);
+        # then there is nothing to undo, and the block's own error is the one to report.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                if savepoint is None:
+                    await conn.execute("ROLLBACK")
+                else:
+                    await conn.execute(f"ROLLBACK TO {savepoint}")
+                    await conn.execute(f"RELEASE {savepoint}")
+        raise
 
 
 async def _connect(path: str, settings: Settings, *, readonly: bool) -> aiosqlite.Connection:
