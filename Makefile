@@ -13,8 +13,8 @@ migrate:
 	$(BIN)/stratus-sql migrate
 
 lint:
-	$(BIN)/ruff check stratus_sql tests
-	$(BIN)/ruff format --check stratus_sql tests
+	$(BIN)/ruff check stratus_sql tests bench
+	$(BIN)/ruff format --check stratus_sql tests bench
 	$(BIN)/mypy stratus_sql
 
 test: lint
@@ -22,6 +22,9 @@ test: lint
 
 demo:
 	$(BIN)/python -m stratus_sql.demo
+
+bench:
+	$(BIN)/python bench/records.py
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache stratus.db stratus.db-wal stratus.db-shm

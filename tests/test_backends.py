@@ -271,3 +271,13 @@ async def test_concurrent_statements_in_one_postgres_transaction_are_a_usage_err
             async with db.transaction() as tx:
                 await asyncio.gather(*(users.get_user(tx, uuid.uuid4()) for _ in range(5)))
         assert await users.get_user(db, uuid.uuid4()) is None  # the pool is still usable
+
+
+async def test_a_row_that_does_not_fit_its_record_is_a_usage_error(db: Database) -> None:
+    stmt = users.STATEMENTS.get_user.for_dialect(db.dialect)
+    decode = db._backend._decoder(stmt, User)
+    with pytest.raises(UsageError, match="1 columns for 9 fields"):
+        decode(("only one column",))
+    row = [str(uuid.uuid4()), "Ana", "a@b.co", "no-such-role", "[]", None, "{}", None, None]
+    with pytest.raises(UsageError, match="role"):
+        decode(row)

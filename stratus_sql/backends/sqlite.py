@@ -77,18 +77,16 @@ def _param(value: Any) -> Any:
 class _SqliteExecutor(BaseExecutor):
     dialect = "sqlite"
 
-    def _converter(self, tp: Any) -> Converter:
+    def _converter(self, tp: Any) -> Converter | None:
+        # UUID and datetime parsed here keep the exact types asyncpg returns (a datetime in
+        # datetime.UTC); JSON arrives as text.
         if tp is UUID:
             return UUID
         if tp is datetime:
             return datetime.fromisoformat
         if tp is JsonValue or get_origin(tp) in (dict, list):
             return orjson.loads
-        if tp is float:
-            return float
-        if tp is bool:
-            return bool
-        return super()._converter(tp)
+        return None
 
     @staticmethod
     async def _run(
