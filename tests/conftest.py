@@ -123,3 +123,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+def blank_url(
+    backend: str, new_pg_database: Callable[[], str], new_sqlite_database: Callable[[], str]
+) -> str:
+    """A new, empty (unmigrated) database on each backend."""
+    return new_pg_database() if backend == "postgres" else new_sqlite_database()

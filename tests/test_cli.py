@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from stratus_sql.cli import main
@@ -22,26 +20,17 @@ def test_check_passes_on_the_migrated_databases(
 
 
 def test_check_names_every_statement_that_does_not_prepare(
-    backend: str,
-    new_pg_database: Callable[[], str],
-    new_sqlite_database: Callable[[], str],
-    capsys: pytest.CaptureFixture[str],
+    blank_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    blank = new_pg_database() if backend == "postgres" else new_sqlite_database()
-    assert main(["--url", blank, "check"]) == 1
+    assert main(["--url", blank_url, "check"]) == 1
     captured = capsys.readouterr()
     assert f"{statement_count()} problems" in captured.out
     assert "users.sql:" in captured.err
     assert "get_user does not prepare" in captured.err
 
 
-def test_migrate_status_rollback(
-    backend: str,
-    new_pg_database: Callable[[], str],
-    new_sqlite_database: Callable[[], str],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    url = new_pg_database() if backend == "postgres" else new_sqlite_database()
+def test_migrate_status_rollback(blank_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = blank_url
     assert main(["--url", url, "status"]) == 0
     assert "pending  0001.initial_schema" in capsys.readouterr().out
     assert main(["--url", url, "migrate"]) == 0

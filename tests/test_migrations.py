@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -57,13 +56,6 @@ def catalog(url: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in conn.execute(PG_CATALOG).fetchall()]
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         return [tuple(r) for r in conn.execute(SQLITE_CATALOG).fetchall()]
-
-
-@pytest.fixture
-def blank_url(
-    backend: str, new_pg_database: Callable[[], str], new_sqlite_database: Callable[[], str]
-) -> str:
-    return new_pg_database() if backend == "postgres" else new_sqlite_database()
 
 
 def test_apply_rollback_apply_gives_an_identical_catalog(blank_url: str) -> None:
