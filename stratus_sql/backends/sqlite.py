@@ -19,7 +19,7 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, get_origin
@@ -56,8 +56,19 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime(_TIMESTAMP_FORMAT)
 
 
-def _now_utc() -> str:
-    return datetime.now(UTC).strftime(_TIMESTAMP_FORMAT)
+class _Clock:
+    """What `now_utc()` returns on one connection: like Postgres's now(), the time the
+    current transaction (or autocommitted statement) started, the same for all its rows."""
+
+    def __init__(self) -> None:
+        self.now = ""
+        self.tick()
+
+    def tick(self) -> None:
+        self.now = datetime.now(UTC).strftime(_TIMESTAMP_FORMAT)
+
+    def read(self) -> str:
+        return self.now
 
 
 def _param(value: Any) -> Any:
@@ -69,6 +80,8 @@ def _param(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return value
@@ -159,13 +172,16 @@ class SqliteBackend(_SqliteExecutor):
         self._reader_count = 0
         self._all_readers: list[aiosqlite.Connection] = []
         self._actor: Actor | None = None
+        self._clocks: dict[aiosqlite.Connection, _Clock] = {}
 
     @classmethod
     async def open(cls, settings: Settings) -> SqliteBackend:
         path = sqlite_path(settings.database_url)
         if not Path(path).parent.is_dir():
             raise DatabaseUnavailable(f"cannot open SQLite file {path}: no such directory")
-        backend = cls(path, settings, await _connect(path, settings, readonly=False))
+        clock = _Clock()
+        backend = cls(path, settings, await _connect(path, settings, clock, readonly=False))
+        backend._clocks[backend._writer] = clock
         await backend._writer.create_function("stratus_actor", 1, backend._actor_field)
         return backend
 
@@ -210,17 +226,21 @@ class SqliteBackend(_SqliteExecutor):
         if stmt.readonly:
             reader = await self._acquire_reader()
             try:
+                self._clocks[reader].tick()
                 return await self._run(reader, stmt, params)
             finally:
                 self._readers.put_nowait(reader)
         async with self._write_lock:
+            self._clocks[self._writer].tick()
             return await self._run(self._writer, stmt, params)
 
     async def _acquire_reader(self) -> aiosqlite.Connection:
         if self._readers.empty() and self._reader_count < self.settings.pool_max_size:
             self._reader_count += 1
             try:
-                conn = await _connect(self._path, self.settings, readonly=True)
+                clock = _Clock()
+                conn = await _connect(self._path, self.settings, clock, readonly=True)
+                self._clocks[conn] = clock
             except BaseException:
                 self._reader_count -= 1
                 raise
@@ -232,6 +252,7 @@ class SqliteBackend(_SqliteExecutor):
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
         async with self._write_lock:
             self._actor = actor
+            self._clocks[self._writer].tick()
             try:
                 async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
                     yield _SqliteTransaction(self._writer)
@@ -263,7 +284,9 @@ async def _atomic(
         raise
 
 
-async def _connect(path: str, settings: Settings, *, readonly: bool) -> aiosqlite.Connection:
+async def _connect(
+    path: str, settings: Settings, clock: _Clock, *, readonly: bool
+) -> aiosqlite.Connection:
     try:
         conn = await aiosqlite.connect(path, isolation_level=None)
     except sqlite3.Error as exc:
@@ -276,7 +299,7 @@ async def _connect(path: str, settings: Settings, *, readonly: bool) -> aiosqlit
             await conn.execute("PRAGMA foreign_keys = ON")
             if readonly:
                 await conn.execute("PRAGMA query_only = ON")
-            await conn.create_function("now_utc", 0, _now_utc)
+            await conn.create_function("now_utc", 0, clock.read)
     except BaseException:
         await conn.close()
         raise

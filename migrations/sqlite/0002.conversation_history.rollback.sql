@@ -1,0 +1,2 @@
+DROP TABLE messages_archive;
+DROP TRIGGER messages_count_in_conversation;
