@@ -35,6 +35,8 @@ class Settings(BaseModel):
     statement_cache_size: int = Field(100, alias="DB_STATEMENT_CACHE_SIZE", ge=0)
     max_inactive_lifetime: float = Field(300.0, alias="DB_MAX_INACTIVE_LIFETIME", ge=0)
     busy_timeout_ms: int = Field(5000, alias="DB_BUSY_TIMEOUT_MS", ge=0)
+    memory_cache_size: int = Field(10_000, alias="DB_MEMORY_CACHE", ge=0)
+    memory_cache_ttl: float = Field(30.0, alias="DB_MEMORY_CACHE_TTL", gt=0)
 
     @field_validator("database_url")
     @classmethod

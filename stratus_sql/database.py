@@ -1,4 +1,5 @@
-"""`Database`: the backend a URL names, and the transaction open in the current task.
+"""`Database`: the backend a URL names, the transaction open in the current task, and the
+in-process memory cache.
 
 Inside `async with db.transaction() as tx:`, statements run through `db` itself also join that
 transaction (the open transaction is kept in a context variable, per task), so code that was
@@ -7,27 +8,79 @@ handed `db` cannot deadlock against, or slip outside of, the transaction around 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel
 
-from stratus_sql.backends.base import Actor, Executor
+from stratus_sql.backends.base import Actor, BaseExecutor, Executor, Json
 from stratus_sql.backends.postgres import PostgresBackend
 from stratus_sql.backends.sqlite import SqliteBackend
+from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
-from stratus_sql.errors import UsageError
-from stratus_sql.sqlfiles import NamedStatement
+from stratus_sql.errors import StratusError, UsageError
+from stratus_sql.sqlfiles import NamedStatement, load_queries
 
 __all__ = ["Database", "connect"]
 
 R = TypeVar("R", bound=BaseModel)
 
 # Database id -> the executor of the transaction open in this task for that database.
-_open_transactions: ContextVar[dict[int, Executor]] = ContextVar("stratus_transactions")
+_open_transactions: ContextVar[dict[int, _Transaction]] = ContextVar("stratus_transactions")
+
+_FLUSH_SECONDS = 1.0
+_MEMORY_CHANNEL = "stratus_memory"
+
+
+class _Transaction:
+    """The executor of an open transaction, as `Database.transaction()` hands it out."""
+
+    def __init__(self, db: Database, inner: BaseExecutor, written: set[UUID]) -> None:
+        self._db = db
+        self._inner = inner
+        self._written = written  # users whose memories changed, invalidated at commit
+
+    @property
+    def dialect(self) -> str:
+        return self._inner.dialect
+
+    @property
+    def memory_cache(self) -> MemoryCache | None:
+        return None  # reads inside a transaction must see its own writes
+
+    def memory_written(self, user_id: UUID) -> None:
+        self._written.add(user_id)
+        self._db.memory_written(user_id)
+
+    async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
+        return await self._inner.fetch_one(record, named, **params)
+
+    async def fetch_many(self, record: type[R], named: NamedStatement, /, **params: Any) -> list[R]:
+        return await self._inner.fetch_many(record, named, **params)
+
+    async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any:
+        return await self._inner.fetch_scalar(named, **params)
+
+    async def execute(self, named: NamedStatement, /, **params: Any) -> None:
+        await self._inner.execute(named, **params)
+
+    async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
+        return await self._inner.execute_rows(named, **params)
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+        """A savepoint inside this transaction."""
+        async with (
+            self._inner.transaction(actor) as inner,
+            self._db._entered(_Transaction(self._db, inner, self._written)) as tx,
+        ):
+            yield tx
 
 
 class Database:
@@ -36,6 +89,13 @@ class Database:
     def __init__(self, backend: PostgresBackend | SqliteBackend) -> None:
         self._backend = backend
         self._closed = False
+        settings = backend.settings
+        self._cache = (
+            MemoryCache(settings.memory_cache_size, settings.memory_cache_ttl)
+            if settings.memory_cache_size > 0
+            else None
+        )
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -46,7 +106,25 @@ class Database:
     def settings(self) -> Settings:
         return self._backend.settings
 
-    def _executor(self) -> Executor:
+    @property
+    def memory_cache(self) -> MemoryCache | None:
+        """The memory cache, unless disabled or a transaction is open in this task."""
+        if self._cache is None or id(self) in _open_transactions.get({}):
+            return None
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        return self._cache
+
+    def memory_written(self, user_id: UUID) -> None:
+        """A user's memories changed: drop their cached reads."""
+        if self._cache is not None:
+            self._cache.invalidate(user_id)
+
+    def cache_stats(self) -> CacheStats:
+        """Hits, misses, invalidations and size of the memory cache (all 0 when disabled)."""
+        return CacheStats(0, 0, 0, 0) if self._cache is None else self._cache.stats()
+
+    def _executor(self) -> BaseExecutor | _Transaction:
         if self._closed:
             raise UsageError("the database is closed")
         return _open_transactions.get({}).get(id(self), self._backend)
@@ -76,17 +154,66 @@ class Database:
         if actor is not None and not isinstance(actor, Actor):
             raise UsageError(f"actor must be an Actor, not {type(actor).__name__}")
         current = self._executor()
-        opened = _open_transactions.get({})
-        async with current.transaction(actor) as tx:
-            token = _open_transactions.set({**opened, id(self): tx})
-            try:
+        if isinstance(current, _Transaction):
+            async with current.transaction(actor) as tx:
                 yield tx
-            finally:
-                _open_transactions.reset(token)
+            return
+        written: set[UUID] = set()
+        async with (
+            self._backend.transaction(actor) as inner,
+            self._entered(_Transaction(self, inner, written)) as tx,
+        ):
+            yield tx
+        for user_id in written:  # committed: readers may have cached what it replaced
+            self.memory_written(user_id)
+
+    @asynccontextmanager
+    async def _entered(self, tx: _Transaction) -> AsyncIterator[_Transaction]:
+        token = _open_transactions.set({**_open_transactions.get({}), id(self): tx})
+        try:
+            yield tx
+        finally:
+            _open_transactions.reset(token)
+
+    async def _start(self) -> None:
+        if self._cache is not None and isinstance(self._backend, PostgresBackend):
+            await self._backend.listen(_MEMORY_CHANNEL, self._on_memory_notice, self._cache)
+
+    def _on_memory_notice(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.memory_written(UUID(payload))
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            with contextlib.suppress(StratusError):  # kept, and tried again next second
+                await self._flush_accesses()
+
+    async def _flush_accesses(self) -> None:
+        """Write the accesses served from the cache since the last flush."""
+        if self._cache is None:
+            return
+        batch = self._cache.take_accesses()
+        if not batch:
+            return
+        try:
+            await self._backend.execute_rows(_memory_statements().count_accesses, batch=Json(batch))
+        except BaseException:
+            self._cache.return_accesses(batch)
+            raise
 
     async def close(self) -> None:
-        """Close every connection; further calls raise UsageError. Closing twice is harmless."""
-        if not self._closed:
+        """Write pending accesses and close every connection; further calls raise UsageError.
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        try:
+            await self._flush_accesses()
+        finally:
             self._closed = True
             await self._backend.close()
 
@@ -102,6 +229,10 @@ class Database:
         await self.close()
 
 
+def _memory_statements() -> Any:
+    return load_queries("memory")
+
+
 async def connect(url: str | None = None, *, settings: Settings | None = None) -> Database:
     """Connect to `url`, else DATABASE_URL, else the embedded SQLite file ./stratus.db.
 
@@ -113,4 +244,10 @@ async def connect(url: str | None = None, *, settings: Settings | None = None) -
         fields = {**settings.model_dump(), "database_url": url}
         settings = Settings.load(environ={}, env_file=None, **fields)
     backend_cls = PostgresBackend if settings.backend == "postgres" else SqliteBackend
-    return Database(await backend_cls.open(settings))
+    db = Database(await backend_cls.open(settings))
+    try:
+        await db._start()
+    except BaseException:
+        await db.close()
+        raise
+    return db

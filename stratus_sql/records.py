@@ -17,11 +17,14 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 __all__ = [
     "Conversation",
     "ConversationStatus",
+    "MemoryEntry",
+    "MemoryHit",
     "MemoryType",
     "Message",
     "MessageType",
     "Page",
     "Record",
+    "ScoredMemoryEntry",
     "UsageDay",
     "User",
     "UserRole",
@@ -118,6 +121,35 @@ class UsageDay(Record):
     mean_response_time: float | None
     p95_response_time: float | None
     active_users: int
+
+
+class MemoryEntry(Record):
+    """Something an agent remembers about a user; `value` is any JSON value."""
+
+    memory_id: UUID
+    user_id: UUID
+    memory_type: MemoryType
+    key: str
+    value: JsonValue
+    importance_score: float
+    access_count: int
+    created_at: datetime
+    updated_at: datetime
+    last_accessed_at: datetime | None
+    expires_at: datetime | None
+
+
+class ScoredMemoryEntry(MemoryEntry):
+    """A memory entry with its search score (the row a search statement returns)."""
+
+    score: float
+
+
+class MemoryHit(Record):
+    """One search result: the entry and its score (higher is more relevant)."""
+
+    entry: MemoryEntry
+    score: float
 
 
 T = TypeVar("T")

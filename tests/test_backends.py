@@ -175,7 +175,7 @@ async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
 
         # Read through the transaction's own connection, as the audit triggers will.
         async def seen(tx: object) -> tuple[object, ...]:
-            conn = tx._conn  # type: ignore[attr-defined]
+            conn = tx._inner._conn  # type: ignore[attr-defined]
             if db.dialect == "postgres":
                 row = await conn.fetchrow(
                     "SELECT current_setting('stratus.actor_user_id', true),"

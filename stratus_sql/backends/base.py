@@ -17,6 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from stratus_sql.cache import MemoryCache
 from stratus_sql.errors import UsageError
 from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
 
@@ -77,6 +78,13 @@ class Executor(Protocol):
 
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]: ...
 
+    @property
+    def memory_cache(self) -> MemoryCache | None:
+        """The memory cache to read through, or None (disabled, or inside a transaction)."""
+
+    def memory_written(self, user_id: UUID) -> None:
+        """Report that a user's memories changed, so cached reads of them are dropped."""
+
 
 class BaseExecutor(abc.ABC):
     """Shared implementation of `Executor` over four driver primitives."""
@@ -113,7 +121,7 @@ class BaseExecutor(abc.ABC):
         return await self._execute(self._statement(named, Kind.EXECROWS), params)
 
     @abc.abstractmethod
-    def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]:
+    def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[BaseExecutor]:
         """A transaction (a savepoint when one is already open); yields its executor."""
 
     def _statement(

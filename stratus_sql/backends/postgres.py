@@ -8,7 +8,8 @@ over the wire natively. Driver errors are translated here, keyed by SQLSTATE.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from stratus_sql.backends.base import Actor, BaseExecutor, Executor, Json, Row
+from stratus_sql.backends.base import Actor, BaseExecutor, Json, Row
+from stratus_sql.cache import MemoryCache
 from stratus_sql.config import Settings
 from stratus_sql.errors import (
     AlreadyExists,
@@ -81,7 +83,7 @@ class _PostgresTransaction(_PostgresExecutor):
         self._conn = conn
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
         if actor is not None:
             raise UsageError("an actor can only be set on the outermost transaction")
         # asyncpg nests a transaction started inside another as a SAVEPOINT.
@@ -96,6 +98,49 @@ class PostgresBackend(_PostgresExecutor):
         super().__init__(pool)
         self._pool = pool
         self.settings = settings
+        self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def listen(
+        self, channel: str, on_notice: Callable[[str], None], cache: MemoryCache
+    ) -> None:
+        """Call `on_notice(payload)` for every NOTIFY on `channel`, on a connection of its own.
+
+        The connection is not taken from the pool (a pool of one would have none left). While
+        it is down, notices can be missed, so `cache` is switched off and cleared; it comes
+        back, empty, once the connection is remade (tried every second).
+        """
+
+        async def connect() -> None:
+            conn = await asyncpg.connect(
+                self.settings.database_url, timeout=self.settings.connect_timeout
+            )
+            await conn.add_listener(channel, lambda _c, _p, _ch, payload: on_notice(payload))
+            conn.add_termination_listener(lambda _c: lost())
+            self._listener = conn
+            cache.clear()
+            cache.active = True
+
+        async def reconnect() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(
+                    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError
+                ):
+                    await connect()
+                    return
+
+        def lost() -> None:
+            if self._closing:
+                return
+            cache.active = False
+            cache.clear()
+            if self._relisten is None or self._relisten.done():
+                self._relisten = asyncio.get_running_loop().create_task(reconnect())
+
+        with translate():
+            await connect()
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresBackend:
@@ -128,10 +173,16 @@ class PostgresBackend(_PostgresExecutor):
             return [attribute.name for attribute in prepared.get_attributes()]
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+        if self._listener is not None and not self._listener.is_closed():
+            listener, self._listener = self._listener, None
+            listener.terminate()
         await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
         with translate():
             conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
         try:
@@ -185,8 +236,15 @@ def _decode_jsonb(data: bytes) -> Any:
     return orjson.loads(data[1:])
 
 
+# asyncpg sends None as SQL NULL without calling the codec; JSON null must reach the codec.
+_JSON_NULL = orjson.Fragment(b"null")
+
+
 def _args(stmt: Statement, params: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(v.value if isinstance(v, Json) else v for v in stmt.positional(params))
+    return tuple(
+        (_JSON_NULL if v.value is None else v.value) if isinstance(v, Json) else v
+        for v in stmt.positional(params)
+    )
 
 
 def _actor_args(actor: Actor) -> tuple[str, str, str]:

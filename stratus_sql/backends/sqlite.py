@@ -29,7 +29,7 @@ import aiosqlite
 import orjson
 from pydantic import JsonValue
 
-from stratus_sql.backends.base import Actor, BaseExecutor, Converter, Executor, Json, Row
+from stratus_sql.backends.base import Actor, BaseExecutor, Converter, Json, Row
 from stratus_sql.config import Settings, sqlite_path
 from stratus_sql.errors import (
     AlreadyExists,
@@ -152,7 +152,7 @@ class _SqliteTransaction(_SqliteExecutor):
         return await self._run(self._conn, stmt, params)
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
         if actor is not None:
             raise UsageError("an actor can only be set on the outermost transaction")
         name = f"sp_{next(self._savepoints)}"
@@ -249,7 +249,7 @@ class SqliteBackend(_SqliteExecutor):
         return await self._readers.get()
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
         async with self._write_lock:
             self._actor = actor
             self._clocks[self._writer].tick()

@@ -1,0 +1,128 @@
+"""The in-process memory cache: a bounded LRU with a time to live, per `Database`.
+
+It sits in front of `memory.get_memory` and `memory.search_memories`. Every memory write made
+through the same `Database` invalidates the user's entries (inside a transaction: again once
+it commits); on PostgreSQL, a LISTEN on `stratus_memory` invalidates them for writes made by
+any other process too. A read that started before an invalidation never stores its result
+(per-user generations), so a value read just before a write cannot outlive it.
+
+Reads served from the cache still count as accesses: they are added up here and written in
+one statement at least every second, and on `Database.close()`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+__all__ = ["CacheStats", "MemoryCache"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    hits: int
+    misses: int
+    invalidations: int
+    size: int
+
+
+class MemoryCache:
+    """Cached memory reads, by user, and the accesses they still owe the database."""
+
+    def __init__(self, max_entries: int, ttl: float) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.active = True  # False while invalidations may be missed (listener down)
+        self._entries: OrderedDict[Hashable, tuple[float, UUID, Any]] = OrderedDict()
+        self._keys_by_user: dict[UUID, set[Hashable]] = {}
+        self._generations: dict[UUID, int] = {}
+        self._accesses: dict[UUID, tuple[int, datetime]] = {}
+        self._hits = self._misses = self._invalidations = 0
+
+    def get(self, key: Hashable) -> Any:
+        """The cached value, or `MemoryCache.MISSING`."""
+        found = self._entries.get(key) if self.active else None
+        if found is None or found[0] < time.monotonic():
+            if found is not None:
+                self._drop(key)
+            self._misses += 1
+            return _MISSING
+        self._entries.move_to_end(key)
+        self._hits += 1
+        return found[2]
+
+    MISSING = _MISSING
+
+    def generation(self, user_id: UUID) -> int:
+        """Read before querying; pass to `put`, which ignores results older than a write."""
+        return self._generations.get(user_id, 0)
+
+    def put(
+        self, key: Hashable, user_id: UUID, value: Any, generation: int, ttl: float | None = None
+    ) -> None:
+        if not self.active or generation != self._generations.get(user_id, 0):
+            return
+        lifetime = self.ttl if ttl is None else min(self.ttl, ttl)
+        if lifetime <= 0:
+            return
+        self._entries[key] = (time.monotonic() + lifetime, user_id, value)
+        self._entries.move_to_end(key)
+        self._keys_by_user.setdefault(user_id, set()).add(key)
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))
+
+    def invalidate(self, user_id: UUID) -> None:
+        """Forget every cached read of this user's memories."""
+        self._generations[user_id] = self._generations.get(user_id, 0) + 1
+        self._invalidations += 1
+        for key in self._keys_by_user.pop(user_id, ()):
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget everything (when invalidations may have been missed)."""
+        for user_id in list(self._keys_by_user):
+            self.invalidate(user_id)
+        for user_id in list(self._generations):
+            self._generations[user_id] += 1
+
+    def count_access(self, memory_id: UUID, at: datetime) -> None:
+        count, _ = self._accesses.get(memory_id, (0, at))
+        self._accesses[memory_id] = (count + 1, at)
+
+    def owed_accesses(self, memory_id: UUID) -> int:
+        return self._accesses.get(memory_id, (0, None))[0]
+
+    def take_accesses(self) -> list[dict[str, Any]]:
+        """The accesses not yet written, as `{memory_id, n, at}`; the cache forgets them."""
+        taken, self._accesses = self._accesses, {}
+        return [
+            # The one text format both backends read as a UTC timestamp.
+            {"memory_id": str(m), "n": n, "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+            for m, (n, at) in taken.items()
+        ]
+
+    def return_accesses(self, batch: list[dict[str, Any]]) -> None:
+        """Put back accesses whose write failed, to be tried again."""
+        for item in batch:
+            memory_id = UUID(item["memory_id"])
+            count, at = self._accesses.get(memory_id, (0, None))
+            at = at or datetime.strptime(item["at"], "%Y-%m-%dT%H:%M:%S.%f%z")
+            self._accesses[memory_id] = (count + item["n"], at)
+
+    def stats(self) -> CacheStats:
+        return CacheStats(self._hits, self._misses, self._invalidations, len(self._entries))
+
+    def _drop(self, key: Hashable) -> None:
+        _, user_id, _ = self._entries.pop(key)
+        keys = self._keys_by_user.get(user_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._keys_by_user[user_id]

@@ -1,0 +1,343 @@
+"""queries.memory on both backends: upsert, expiry, access counting, search, the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import stratus_sql
+from stratus_sql import Database, InvalidInput, NotFound
+from stratus_sql.queries import memory, users
+from stratus_sql.records import MemoryEntry, MemoryType, User
+
+HOUR = timedelta(hours=1)
+
+
+async def remember(
+    db: Database, user: User, key: str, value: object, **kwargs: object
+) -> MemoryEntry:
+    fields: dict[str, object] = {"memory_type": "long_term", "importance_score": 0.5, **kwargs}
+    return await memory.store_memory(db, user_id=user.user_id, key=key, value=value, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Cessna 172",
+        42,
+        3.5,
+        True,
+        None,
+        [1, "dois", {"três": 3}],
+        {"icao": "SBGR", "pistas": ["09L", "27R"]},
+    ],
+)
+async def test_store_and_get_round_trip_any_json_value(
+    db: Database, user: User, value: object
+) -> None:
+    stored = await remember(db, user, "chave", value, memory_type="critical", importance_score=1)
+    assert stored.value == value
+    assert (stored.access_count, stored.last_accessed_at, stored.expires_at) == (0, None, None)
+    read = await memory.get_memory(db, user.user_id, "chave")
+    assert read is not None
+    assert read.model_dump(exclude={"access_count", "last_accessed_at"}) == stored.model_dump(
+        exclude={"access_count", "last_accessed_at"}
+    )
+    assert read.access_count == 1
+    assert read.last_accessed_at is not None
+
+
+async def test_second_store_replaces_but_keeps_access_count(db: Database, user: User) -> None:
+    first = await remember(db, user, "preferred_aircraft", "Cessna 152", memory_type="short_term")
+    await memory.get_memory(db, user.user_id, "preferred_aircraft")
+    await memory.get_memory(db, user.user_id, "preferred_aircraft")
+    later = datetime.now(UTC) + HOUR
+    second = await remember(
+        db,
+        user,
+        "preferred_aircraft",
+        "Cessna 172",
+        memory_type="long_term",
+        importance_score=0.8,
+        expires_at=later,
+    )
+    assert second.memory_id == first.memory_id
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+    assert (second.value, second.memory_type, second.importance_score) == (
+        "Cessna 172",
+        MemoryType.LONG_TERM,
+        0.8,
+    )
+    assert second.expires_at == later
+    assert second.access_count == 2
+
+
+async def test_expired_entries_are_invisible_before_any_purge(db: Database, user: User) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await remember(db, user, "expirada", "Cessna antigo", expires_at=past)
+    await remember(db, user, "valida", "Cessna novo", expires_at=datetime.now(UTC) + HOUR)
+    assert await memory.get_memory(db, user.user_id, "expirada") is None
+    assert await memory.get_memory(db, user.user_id, "valida") is not None
+    assert [h.entry.key for h in await memory.search_memories(db, user.user_id, "cessna")] == [
+        "valida"
+    ]
+
+
+async def test_purge_expired_deletes_in_batches(db: Database, user: User) -> None:
+    past = datetime.now(UTC) - HOUR
+    for i in range(7):
+        await remember(db, user, f"velha{i}", i, expires_at=past)
+    await remember(db, user, "eterna", "fica")
+    removed = await memory.purge_expired(db, batch_size=3)
+    assert removed >= 7
+    assert await memory.purge_expired(db, batch_size=3) == 0
+    assert await memory.get_memory(db, user.user_id, "eterna") is not None
+    assert await memory.forget_memory(db, user.user_id, "velha0") is False
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InvalidInput, match="batch_size"):
+            await memory.purge_expired(db, batch_size=bad)  # type: ignore[arg-type]
+
+
+async def test_forget_memory(db: Database, user: User) -> None:
+    await remember(db, user, "temporaria", "x")
+    assert await memory.forget_memory(db, user.user_id, "temporaria") is True
+    assert await memory.get_memory(db, user.user_id, "temporaria") is None
+    assert await memory.forget_memory(db, user.user_id, "temporaria") is False
+
+
+async def test_store_for_unknown_user_is_not_found(db: Database) -> None:
+    with pytest.raises(NotFound):
+        await memory.store_memory(
+            db, user_id=uuid.uuid4(), key="k", value=1, memory_type="critical", importance_score=0.5
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("key", ""),
+        ("key", "k" * 201),
+        ("key", "k\x00"),
+        ("value", {"k": math.nan}),
+        ("value", "\x00"),
+        ("value", {1, 2}),
+        ("memory_type", "forever"),
+        ("importance_score", 1.01),
+        ("importance_score", -0.1),
+        ("importance_score", math.nan),
+        ("importance_score", "0.5"),
+        ("expires_at", datetime(2030, 1, 1)),
+        ("expires_at", "2030-01-01"),
+    ],
+)
+async def test_store_rejects_bad_input_and_writes_nothing(
+    db: Database, user: User, field: str, value: object
+) -> None:
+    kwargs: dict[str, object] = {
+        "key": "alvo",
+        "value": "v",
+        "memory_type": "long_term",
+        "importance_score": 0.5,
+    }
+    kwargs[field] = value
+    with pytest.raises(InvalidInput, match=field):
+        await memory.store_memory(db, user_id=user.user_id, **kwargs)  # type: ignore[arg-type]
+    assert await memory.get_memory(db, user.user_id, "alvo") is None
+
+
+async def test_search_finds_words_ignoring_accents_case_and_word_endings(
+    db: Database, user: User
+) -> None:
+    await remember(db, user, "preferred_aircraft", "Cessna 172", importance_score=0.8)
+    await remember(
+        db,
+        user,
+        "aeródromo_base",
+        {"icao": "SBGR", "nome": "Guarulhos"},
+        memory_type="critical",
+        importance_score=0.9,
+    )
+    await remember(db, user, "observação", "Prefere voar de manhã", importance_score=0.3)
+    for query, key in [
+        ("cessna", "preferred_aircraft"),
+        ("CESSNA 172", "preferred_aircraft"),
+        ("cess", "preferred_aircraft"),
+        ("aircraft", "preferred_aircraft"),
+        ("aerodromo", "aeródromo_base"),
+        ("GUARULHOS", "aeródromo_base"),
+        ("manha", "observação"),
+        ("observacao", "observação"),
+    ]:
+        hits = await memory.search_memories(db, user.user_id, query)
+        assert hits, query
+        assert hits[0].entry.key == key, query
+        assert 0 < hits[0].score <= 1
+
+
+async def test_search_tolerates_a_typo_on_postgres(database_urls: dict[str, str]) -> None:
+    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+        user = await users.create_user(
+            db, name="Ana", email=f"a.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await remember(db, user, "preferred_aircraft", "Cessna 172")
+        assert [h.entry.key for h in await memory.search_memories(db, user.user_id, "cesna")] == [
+            "preferred_aircraft"
+        ]
+
+
+async def test_search_ranks_by_importance_and_type_and_filters(db: Database, user: User) -> None:
+    await remember(db, user, "a", "rota SBGR SBRJ", importance_score=0.2)
+    await remember(db, user, "b", "rota SBGR SBSP", importance_score=0.9, memory_type="critical")
+    await remember(db, user, "c", "rota SBGR SBKP", importance_score=0.6, memory_type="short_term")
+    hits = await memory.search_memories(db, user.user_id, "rota")
+    assert [h.entry.key for h in hits] == ["b", "c", "a"]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    only = await memory.search_memories(
+        db, user.user_id, "rota", memory_types=["short_term", MemoryType.CRITICAL]
+    )
+    assert [h.entry.key for h in only] == ["b", "c"]
+    assert [
+        h.entry.key for h in await memory.search_memories(db, user.user_id, "rota", limit=1)
+    ] == ["b"]
+
+
+async def test_search_sees_only_the_callers_memories(db: Database, user: User) -> None:
+    other = await users.create_user(
+        db, name="Outro", email=f"o.{uuid.uuid4().hex[:8]}@x.com", role="mechanic"
+    )
+    await remember(db, other, "segredo", "Cessna do outro")
+    assert await memory.search_memories(db, user.user_id, "cessna") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DELETE FROM memory_entries; --",
+        "&|!:*()",
+        '"unbalanced',
+        "NEAR(a b)",
+        "a OR AND NOT",
+        "",
+        "   ",
+        "*",
+        "x" * 1000,
+    ],
+)
+async def test_search_treats_any_query_as_words(db: Database, user: User, query: str) -> None:
+    await remember(db, user, "k", "valor")
+    assert await memory.search_memories(db, user.user_id, query) == []
+    assert await memory.get_memory(db, user.user_id, "k") is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"query": "x" * 1001}, "query"),
+        ({"query": "a\x00b"}, "query"),
+        ({"query": "a", "limit": 0}, "limit"),
+        ({"query": "a", "limit": 101}, "limit"),
+        ({"query": "a", "memory_types": ["forever"]}, "memory_types"),
+    ],
+)
+async def test_search_rejects_bad_arguments(
+    db: Database, user: User, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidInput, match=field):
+        await memory.search_memories(db, user.user_id, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_cached_reads_still_count_accesses(database_url: str) -> None:
+    async with await stratus_sql.connect(database_url) as db:
+        user = await users.create_user(
+            db, name="Ana", email=f"c.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await remember(db, user, "k", "v")
+        reads = [await memory.get_memory(db, user.user_id, "k") for _ in range(5)]
+        assert [r.access_count for r in reads if r] == [1, 2, 3, 4, 5]
+        assert db.cache_stats().hits == 4
+    async with await stratus_sql.connect(
+        database_url, settings=stratus_sql.Settings.load(memory_cache_size=0)
+    ) as raw:
+        entry = await memory.get_memory(raw, user.user_id, "k")  # uncached: counts itself too
+        assert entry is not None
+        assert entry.access_count == 6
+
+
+async def test_cached_accesses_are_flushed_within_a_second(database_url: str) -> None:
+    async with (
+        await stratus_sql.connect(database_url) as db,
+        await stratus_sql.connect(
+            database_url, settings=stratus_sql.Settings.load(memory_cache_size=0)
+        ) as other,
+    ):
+        user = await users.create_user(
+            db, name="Ana", email=f"f.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await remember(db, user, "k", "v")
+        for _ in range(3):
+            await memory.get_memory(db, user.user_id, "k")
+        await asyncio.sleep(1.5)
+        seen = await memory.get_memory(other, user.user_id, "k")
+        assert seen is not None
+        assert seen.access_count == 4
+
+
+async def test_writes_through_the_database_invalidate_its_cache(db: Database, user: User) -> None:
+    await remember(db, user, "k", "antes")
+    assert (await memory.get_memory(db, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
+    assert [h.entry.value for h in await memory.search_memories(db, user.user_id, "antes")] == [
+        "antes"
+    ]
+    await remember(db, user, "k", "depois")
+    assert (await memory.get_memory(db, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+    assert await memory.search_memories(db, user.user_id, "antes") == []
+    async with db.transaction() as tx:
+        await remember(tx, user, "k", "na transação")  # type: ignore[arg-type]
+        assert (await memory.get_memory(tx, user.user_id, "k")).value == "na transação"  # type: ignore[union-attr]
+    assert (await memory.get_memory(db, user.user_id, "k")).value == "na transação"  # type: ignore[union-attr]
+    await memory.forget_memory(db, user.user_id, "k")
+    assert await memory.get_memory(db, user.user_id, "k") is None
+    assert db.cache_stats().invalidations >= 3
+
+
+async def test_a_committed_write_elsewhere_is_seen_at_once_on_postgres(
+    database_urls: dict[str, str],
+) -> None:
+    url = database_urls["postgres"]
+    settings = stratus_sql.Settings.load(memory_cache_ttl=300)
+    async with (
+        await stratus_sql.connect(url, settings=settings) as a,
+        await stratus_sql.connect(url, settings=settings) as b,
+    ):
+        user = await users.create_user(
+            a, name="Ana", email=f"n.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await remember(a, user, "k", "antes")
+        assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
+        assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
+        assert b.cache_stats().hits == 1
+        await remember(a, user, "k", "depois")
+        # The NOTIFY is delivered with the commit; give the event loop a moment to read it.
+        for _ in range(50):
+            if b.cache_stats().invalidations:
+                break
+            await asyncio.sleep(0.01)
+        assert (await memory.get_memory(b, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+
+
+async def test_cache_can_be_turned_off(database_url: str) -> None:
+    settings = stratus_sql.Settings.load(memory_cache_size=0)
+    async with await stratus_sql.connect(database_url, settings=settings) as db:
+        user = await users.create_user(
+            db, name="Ana", email=f"o.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await remember(db, user, "k", "v")
+        await memory.get_memory(db, user.user_id, "k")
+        await memory.get_memory(db, user.user_id, "k")
+        assert db.cache_stats().hits == 0
+        assert db.cache_stats().misses == 0
