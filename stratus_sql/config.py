@@ -60,6 +60,8 @@ class Settings(BaseModel):
         known = {f.alias for f in cls.model_fields.values()}
         values = {k: v for k, v in values.items() if k in known and v != ""}
         for name, value in overrides.items():
+            if name not in cls.model_fields:
+                raise ConfigError(f"unknown setting {name!r} (one of {sorted(cls.model_fields)})")
             if value is not None:
                 values[cls.model_fields[name].alias or name] = value
         try:

@@ -26,61 +26,17 @@ from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
 from stratus_sql.errors import StratusError, UsageError
 from stratus_sql.sqlfiles import NamedStatement, load_queries
+from stratus_sql.transaction import Transaction
 
 __all__ = ["Database", "connect"]
 
 R = TypeVar("R", bound=BaseModel)
 
-# Database id -> the executor of the transaction open in this task for that database.
-_open_transactions: ContextVar[dict[int, _Transaction]] = ContextVar("stratus_transactions")
+# Database id -> the innermost transaction level open in this context for that database.
+_open_transactions: ContextVar[dict[int, Transaction]] = ContextVar("stratus_transactions")
 
 _FLUSH_SECONDS = 1.0
 _MEMORY_CHANNEL = "stratus_memory"
-
-
-class _Transaction:
-    """The executor of an open transaction, as `Database.transaction()` hands it out."""
-
-    def __init__(self, db: Database, inner: BaseExecutor, written: set[UUID]) -> None:
-        self._db = db
-        self._inner = inner
-        self._written = written  # users whose memories changed, invalidated at commit
-
-    @property
-    def dialect(self) -> str:
-        return self._inner.dialect
-
-    @property
-    def memory_cache(self) -> MemoryCache | None:
-        return None  # reads inside a transaction must see its own writes
-
-    def memory_written(self, user_id: UUID) -> None:
-        self._written.add(user_id)
-        self._db.memory_written(user_id)
-
-    async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
-        return await self._inner.fetch_one(record, named, **params)
-
-    async def fetch_many(self, record: type[R], named: NamedStatement, /, **params: Any) -> list[R]:
-        return await self._inner.fetch_many(record, named, **params)
-
-    async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any:
-        return await self._inner.fetch_scalar(named, **params)
-
-    async def execute(self, named: NamedStatement, /, **params: Any) -> None:
-        await self._inner.execute(named, **params)
-
-    async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
-        return await self._inner.execute_rows(named, **params)
-
-    @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
-        """A savepoint inside this transaction."""
-        async with (
-            self._inner.transaction(actor) as inner,
-            self._db._entered(_Transaction(self._db, inner, self._written)) as tx,
-        ):
-            yield tx
 
 
 class Database:
@@ -109,7 +65,7 @@ class Database:
     @property
     def memory_cache(self) -> MemoryCache | None:
         """The memory cache, unless disabled or a transaction is open in this task."""
-        if self._cache is None or id(self) in _open_transactions.get({}):
+        if self._cache is None or self._open_transaction() is not None:
             return None
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -124,10 +80,14 @@ class Database:
         """Hits, misses, invalidations and size of the memory cache (all 0 when disabled)."""
         return CacheStats(0, 0, 0, 0) if self._cache is None else self._cache.stats()
 
-    def _executor(self) -> BaseExecutor | _Transaction:
+    def _open_transaction(self) -> Transaction | None:
+        level = _open_transactions.get({}).get(id(self))
+        return level if level is not None and level.active else None
+
+    def _executor(self) -> BaseExecutor | Transaction:
         if self._closed:
             raise UsageError("the database is closed")
-        return _open_transactions.get({}).get(id(self), self._backend)
+        return self._open_transaction() or self._backend
 
     async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
         return await self._executor().fetch_one(record, named, **params)
@@ -154,25 +114,28 @@ class Database:
         if actor is not None and not isinstance(actor, Actor):
             raise UsageError(f"actor must be an Actor, not {type(actor).__name__}")
         current = self._executor()
-        if isinstance(current, _Transaction):
+        if isinstance(current, Transaction):
             async with current.transaction(actor) as tx:
                 yield tx
             return
         written: set[UUID] = set()
+        owner = asyncio.current_task()
         async with (
             self._backend.transaction(actor) as inner,
-            self._entered(_Transaction(self, inner, written)) as tx,
+            Transaction.level(self, inner, written, owner) as tx,
         ):
             yield tx
         for user_id in written:  # committed: readers may have cached what it replaced
             self.memory_written(user_id)
 
     @asynccontextmanager
-    async def _entered(self, tx: _Transaction) -> AsyncIterator[_Transaction]:
-        token = _open_transactions.set({**_open_transactions.get({}), id(self): tx})
+    async def _entered(self, level: Transaction) -> AsyncIterator[Transaction]:
+        """Make `level` the current transaction of this context while the block runs."""
+        token = _open_transactions.set({**_open_transactions.get({}), id(self): level})
         try:
-            yield tx
+            yield level
         finally:
+            level.active = False
             _open_transactions.reset(token)
 
     async def _start(self) -> None:

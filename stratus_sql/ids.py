@@ -22,6 +22,16 @@ _last_ms = 0
 _counter = 0
 
 
+def _forget_after_fork() -> None:
+    # A child process must not continue its parent's counter: both would make the same
+    # (millisecond, counter) pairs, told apart only by 32 random bits.
+    global _last_ms, _counter
+    _last_ms, _counter = 0, 0
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _seed() -> int:
     return int.from_bytes(os.urandom(6)) & (_COUNTER_MAX >> 1)
 

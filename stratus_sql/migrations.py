@@ -14,7 +14,13 @@ from typing import Any
 
 from stratus_sql._resources import data_dir
 from stratus_sql.config import Settings, backend_of
-from stratus_sql.errors import DatabaseError, DatabaseUnavailable, StratusError, UsageError
+from stratus_sql.errors import (
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    StratusError,
+    UsageError,
+)
 
 __all__ = ["MigrationStatus", "apply_migrations", "migration_status", "rollback_migrations"]
 
@@ -73,11 +79,16 @@ def _translated(url: str | None) -> Iterator[None]:
     import sqlite3
 
     import psycopg
+    from yoyo import exceptions as yoyo_errors
 
     try:
         yield
     except StratusError:
         raise
+    except yoyo_errors.LockTimeout as exc:
+        raise Conflict(f"another process holds the migration lock: {exc}") from exc
+    except (yoyo_errors.BadMigration, yoyo_errors.MigrationConflict) as exc:
+        raise DatabaseError(f"migrations cannot be applied: {exc}") from exc
     except (psycopg.OperationalError, sqlite3.OperationalError) as exc:
         where = (url or "").split("@")[-1]
         if isinstance(exc, psycopg.OperationalError) or "unable to open" in str(exc):

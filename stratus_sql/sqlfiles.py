@@ -7,7 +7,7 @@ A file holds statements introduced by a name line, then doc comment lines, then 
     SELECT user_id, name FROM users WHERE user_id = :user_id;
 
 Kinds follow sqlc: `:one` (a row or None), `:many` (rows), `:scalar` (the first value),
-`:exec` (nothing), `:execrows` (affected row count) and `:copy` (bulk load). `:one` and
+`:exec` (nothing) and `:execrows` (affected row count). `:one` and
 `:many` name the record they return after `->`, which is how `stratus-sql check` knows what
 columns to expect.
 
@@ -51,7 +51,6 @@ class Kind(StrEnum):
     SCALAR = ":scalar"
     EXEC = ":exec"
     EXECROWS = ":execrows"
-    COPY = ":copy"
 
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
@@ -243,6 +242,7 @@ def compile_sql(
     }
     placeholder = placeholders[dialect]
     where = (filename, first_line)
+    brackets = 0
     out: list[str] = []
     code: list[str] = []
     params: list[str] = []
@@ -273,12 +273,24 @@ def compile_sql(
         elif sql.startswith("::", i):
             i += 2
             code.append("::")
+        elif c in "[]":
+            brackets += 1 if c == "[" else -1
+            i += 1
+            code.append(c)
         elif (
-            c == ":" and i + 1 < n and _IDENT_START.match(sql[i + 1]) and not _ident_before(sql, i)
+            c == ":"
+            and not brackets  # arr[lo:hi] and arr[:hi] are slices, not parameters
+            and i + 1 < n
+            and _IDENT_START.match(sql[i + 1])
+            and not _ident_before(sql, i)
         ):
             j = i + 1
             while j < n and _IDENT_CHAR.match(sql[j]):
                 j += 1
+            if j < n and sql[j].isalnum():  # :ação would silently become :a + "ção"
+                raise QueryFileError(
+                    f"{_line(where, sql, i)}: parameter names are ASCII letters, digits and _"
+                )
             name = sql[i + 1 : j]
             if name not in params:
                 params.append(name)

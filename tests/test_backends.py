@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from stratus_sql import (
     Actor,
     AlreadyExists,
     Database,
+    DatabaseError,
     DatabaseUnavailable,
     UsageError,
 )
@@ -263,21 +265,174 @@ async def test_connect_defaults_to_the_embedded_file(
     assert (tmp_path / "stratus.db").is_file()
 
 
-async def test_concurrent_statements_in_one_postgres_transaction_are_a_usage_error(
-    database_urls: dict[str, str],
+async def test_statements_from_other_tasks_in_a_transaction_are_refused(db: Database) -> None:
+    address = email()
+    with pytest.raises(UsageError, match="another task"):
+        async with db.transaction() as tx:
+            await users.create_user(tx, name="Ana", email=address, role="pilot")
+            await asyncio.gather(*(users.get_user(tx, uuid.uuid4()) for _ in range(3)))
+    assert await users.get_user_by_email(db, address) is None  # rolled back, pool usable
+
+
+async def test_a_task_made_inside_a_transaction_uses_the_pool_once_it_ends(db: Database) -> None:
+    address = email()
+    gate = asyncio.Event()
+
+    async def later() -> User:
+        await gate.wait()
+        return await users.create_user(db, name="Depois", email=address, role="pilot")
+
+    async with db.transaction():
+        task = asyncio.get_running_loop().create_task(later())
+    gate.set()
+    created = await task
+    assert await users.get_user(db, created.user_id) == created
+
+
+async def test_a_transaction_handle_is_closed_after_its_block(db: Database) -> None:
+    async with db.transaction() as tx:
+        pass
+    with pytest.raises(UsageError, match="ended"):
+        await users.get_user(tx, uuid.uuid4())
+
+
+async def test_an_error_caught_inside_a_transaction_still_rolls_it_back(db: Database) -> None:
+    taken, fresh = email(), email()
+    await users.create_user(db, name="Ana", email=taken, role="pilot")
+    with pytest.raises(UsageError, match="rolled back"):
+        async with db.transaction() as tx:
+            await users.create_user(tx, name="Bia", email=fresh, role="pilot")
+            with contextlib.suppress(AlreadyExists):
+                await users.create_user(tx, name="Dup", email=taken, role="pilot")
+    assert await users.get_user_by_email(db, fresh) is None
+
+
+async def test_an_expected_failure_goes_in_a_savepoint(db: Database) -> None:
+    taken, fresh, after = email(), email(), email()
+    await users.create_user(db, name="Ana", email=taken, role="pilot")
+    async with db.transaction() as tx:
+        await users.create_user(tx, name="Bia", email=fresh, role="pilot")
+        with contextlib.suppress(AlreadyExists):
+            async with tx.transaction() as savepoint:
+                await users.create_user(savepoint, name="Dup", email=taken, role="pilot")
+        await users.create_user(tx, name="Caio", email=after, role="pilot")
+    assert await users.get_user_by_email(db, fresh) is not None
+    assert await users.get_user_by_email(db, after) is not None
+
+
+async def test_an_error_caught_inside_a_savepoint_rolls_back_only_the_savepoint(
+    db: Database,
 ) -> None:
-    async with await stratus_sql.connect(database_urls["postgres"]) as db:
-        with pytest.raises(UsageError, match="concurrently"):
-            async with db.transaction() as tx:
-                await asyncio.gather(*(users.get_user(tx, uuid.uuid4()) for _ in range(5)))
-        assert await users.get_user(db, uuid.uuid4()) is None  # the pool is still usable
+    taken, fresh, lost = email(), email(), email()
+    await users.create_user(db, name="Ana", email=taken, role="pilot")
+    async with db.transaction() as tx:
+        await users.create_user(tx, name="Bia", email=fresh, role="pilot")
+        with pytest.raises(UsageError, match="rolled back"):
+            async with tx.transaction() as savepoint:
+                await users.create_user(savepoint, name="Perdido", email=lost, role="pilot")
+                with contextlib.suppress(AlreadyExists):
+                    await users.create_user(savepoint, name="Dup", email=taken, role="pilot")
+    assert await users.get_user_by_email(db, fresh) is not None
+    assert await users.get_user_by_email(db, lost) is None
 
 
-async def test_a_row_that_does_not_fit_its_record_is_a_usage_error(db: Database) -> None:
+async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Database) -> None:
     stmt = users.STATEMENTS.get_user.for_dialect(db.dialect)
     decode = db._backend._decoder(stmt, User)
-    with pytest.raises(UsageError, match="1 columns for 9 fields"):
+    with pytest.raises(DatabaseError, match="1 columns for 9 fields"):
         decode(("only one column",))
     row = [str(uuid.uuid4()), "Ana", "a@b.co", "no-such-role", "[]", None, "{}", None, None]
-    with pytest.raises(UsageError, match="role"):
+    with pytest.raises(DatabaseError, match="role"):
         decode(row)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"user_id": "bob"}, "user_id"),
+        ({"ip_address": "not-an-ip"}, "ip_address"),
+        ({"ip_address": "300.1.1.1"}, "ip_address"),
+        ({"user_agent": "x" * 1001}, "user_agent"),
+        ({"user_agent": "bad\x00agent"}, "user_agent"),
+    ],
+)
+def test_actor_rejects_bad_values(kwargs: dict[str, str], field: str) -> None:
+    with pytest.raises(stratus_sql.InvalidInput, match=field):
+        Actor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_actor_normalizes_its_values() -> None:
+    user_id = uuid.uuid4()
+    actor = Actor(user_id=str(user_id), ip_address="2001:DB8::0001")  # type: ignore[arg-type]
+    assert actor.user_id == user_id
+    assert actor.ip_address == "2001:db8::1"
+
+
+async def test_waiting_for_a_pooled_connection_is_bounded(database_urls: dict[str, str]) -> None:
+    settings = stratus_sql.Settings.load(pool_min_size=1, pool_max_size=1, connect_timeout=0.5)
+    async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction():
+                started.set()
+                await release.wait()
+
+        holder = asyncio.get_running_loop().create_task(hold())
+        await started.wait()
+        began = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="no free connection"):
+            await users.get_user(db, uuid.uuid4())
+        assert time.monotonic() - began < 2
+        release.set()
+        await holder
+        assert await users.get_user(db, uuid.uuid4()) is None
+
+
+async def test_waiting_for_the_sqlite_writer_is_bounded(database_urls: dict[str, str]) -> None:
+    settings = stratus_sql.Settings.load(busy_timeout_ms=300)
+    async with await stratus_sql.connect(database_urls["sqlite"], settings=settings) as db:
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction():
+                started.set()
+                await release.wait()
+
+        holder = asyncio.get_running_loop().create_task(hold())
+        await started.wait()
+        with pytest.raises(stratus_sql.Conflict, match="DB_BUSY_TIMEOUT_MS"):
+            await users.create_user(db, name="Ana", email=email(), role="pilot")
+        release.set()
+        await holder
+        assert await users.create_user(db, name="Ana", email=email(), role="pilot")
+
+
+async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Database) -> None:
+    from stratus_sql.queries import conversations
+    from stratus_sql.queries._input import encode_cursor
+
+    user = await users.create_user(db, name="Ana", email=email(), role="pilot")
+    c = await conversations.create_conversation(db, user_id=user.user_id, title="t")
+    await conversations.add_message(
+        db,
+        conversation_id=c.conversation_id,
+        user_id=user.user_id,
+        content="x",
+        message_type="system",
+    )
+    before_year_1000 = encode_cursor("0999-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    page = await conversations.list_messages(db, c.conversation_id, before=before_year_1000)
+    assert page.items == []
+    after_year_9000 = encode_cursor("9000-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    assert (
+        len(
+            (await conversations.list_messages(db, c.conversation_id, before=after_year_9000)).items
+        )
+        == 1
+    )
+    out_of_range = encode_cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4()))
+    with pytest.raises(stratus_sql.InvalidInput):
+        await conversations.list_messages(db, c.conversation_id, before=out_of_range)

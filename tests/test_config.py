@@ -68,11 +68,19 @@ async def test_invalid_value_fails_at_connect_naming_the_variable(
         await stratus_sql.connect()
 
 
-async def test_min_pool_larger_than_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_min_pool_larger_than_max_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DB_POOL_MIN_SIZE", "5")
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "2")
     with pytest.raises(ConfigError, match="DB_POOL_MIN_SIZE"):
-        await stratus_sql.connect("sqlite:///x.db")
+        await stratus_sql.connect(f"sqlite:///{tmp_path}/x.db")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_unknown_override_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown setting 'pool_max'"):
+        Settings.load(pool_max=4)
 
 
 async def test_env_file_in_working_directory_is_read(

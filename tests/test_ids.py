@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from stratus_sql import ids
 from stratus_sql.ids import uuid7
 
 
@@ -30,3 +33,34 @@ def test_ids_from_many_threads_are_unique() -> None:
     every = [i for batch in batches for i in batch]
     assert len(set(every)) == len(every)
     assert all(batch == sorted(batch) for batch in batches)
+
+
+def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    first = uuid7()
+    monkeypatch.setattr(ids.time, "time_ns", lambda: (first.int >> 80) * 1_000_000 - 5_000_000_000)
+    later = [uuid7() for _ in range(100)]
+    assert later == sorted(later)
+    assert first < later[0]
+
+
+def test_counter_overflow_moves_to_the_next_millisecond(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    first = uuid7()
+    ms = first.int >> 80
+    monkeypatch.setattr(ids.time, "time_ns", lambda: ms * 1_000_000)
+    monkeypatch.setattr(ids, "_counter", ids._COUNTER_MAX)
+    nxt = uuid7()
+    assert nxt > first
+    assert nxt.int >> 80 == ms + 1
+
+
+def test_a_forked_child_starts_its_own_sequence() -> None:
+    parent = uuid7()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its state, then leave at once
+        os.write(write, f"{ids._last_ms} {ids._counter} {uuid7()}".encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    last_ms, counter, child_id = os.read(read, 200).decode().split()
+    assert (int(last_ms), int(counter)) == (0, 0)  # forgotten at the fork
+    assert uuid.UUID(child_id) != parent

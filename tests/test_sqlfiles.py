@@ -77,6 +77,15 @@ def test_parameter_used_twice_gets_one_number() -> None:
 
 def test_array_slices_are_not_parameters() -> None:
     assert pg("SELECT arr[lo:hi], :p") == ("SELECT arr[lo:hi], $1", ("p",))
+    assert pg("SELECT arr[(i):j], arr[:hi], arr[lo :hi], :p") == (
+        "SELECT arr[(i):j], arr[:hi], arr[lo :hi], $1",
+        ("p",),
+    )
+
+
+def test_non_ascii_parameter_names_are_an_error() -> None:
+    with pytest.raises(QueryFileError, match=r"q\.sql:2: parameter names are ASCII"):
+        parse("-- name: q :exec\nSELECT :ação;", "postgres", "q.sql")
 
 
 def test_sqlite_keeps_named_parameters() -> None:

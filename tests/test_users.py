@@ -229,16 +229,25 @@ VALID = {"name": "Ana", "role": "pilot"}
         ("preferences", {"k": 2**64}),
         ("preferences", {"k": {1, 2}}),
         ("preferences", {"k": "x" * 1_000_001}),
+        ("preferences", {"k": "\ud800"}),
+        ("preferences", {"\udfff": 1}),
+        ("name", "Ana \ud800"),
+        ("name", b"Bytes"),
+        ("email", "\u0130" * 200 + "@example.com"),
+        ("licenses", ["\ufb01"]),
+        ("licenses", {"PP", "PC"}),
     ],
 )
 async def test_create_user_rejects_bad_input_and_writes_nothing(
     db: Database, field: str, value: object
 ) -> None:
-    address = email()
-    kwargs: dict[str, object] = {**VALID, "email": address, field: value}
+    code = licence()  # every valid attempt carries it: a listing by it finds what was written
+    kwargs: dict[str, object] = {**VALID, "email": email(), "licenses": [code], field: value}
     with pytest.raises(InvalidInput, match=field):
         await users.create_user(db, **kwargs)  # type: ignore[arg-type]
-    assert await users.get_user_by_email(db, address) is None
+    assert (await users.list_users(db, license=code)).items == []
+    if field != "email":
+        assert await users.get_user_by_email(db, str(kwargs["email"])) is None
 
 
 async def test_deeply_nested_preferences_are_rejected(db: Database) -> None:

@@ -8,6 +8,7 @@ field type; this class checks kinds and parameters and turns rows into records.
 from __future__ import annotations
 
 import abc
+import ipaddress
 import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -18,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from stratus_sql.cache import MemoryCache
-from stratus_sql.errors import UsageError
+from stratus_sql.errors import DatabaseError, InvalidInput, UsageError
 from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
 
 __all__ = ["Actor", "BaseExecutor", "Executor", "Json", "field_types"]
@@ -37,11 +38,38 @@ class Json:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts in a transaction: recorded with every change it makes."""
+    """Who acts in a transaction: recorded with every change it makes.
+
+    `user_id` is a UUID (or its text), `ip_address` an IPv4 or IPv6 address (stored in its
+    canonical form), `user_agent` up to 1,000 characters; anything else is InvalidInput.
+    """
 
     user_id: UUID | None = None
     ip_address: str | None = None
     user_agent: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_id is not None and not isinstance(self.user_id, UUID):
+            try:
+                object.__setattr__(self, "user_id", UUID(str(self.user_id)))
+            except ValueError:
+                raise InvalidInput(f"actor user_id: not a UUID: {self.user_id!r:.60}") from None
+        if self.ip_address is not None:
+            try:
+                canonical = str(ipaddress.ip_address(self.ip_address))
+            except ValueError:
+                raise InvalidInput(
+                    f"actor ip_address: not an IP address: {self.ip_address!r:.60}"
+                ) from None
+            object.__setattr__(self, "ip_address", canonical)
+        agent = self.user_agent
+        if agent is not None and (
+            not isinstance(agent, str)
+            or len(agent) > 1000
+            or "\x00" in agent
+            or not agent.isprintable()
+        ):
+            raise InvalidInput("actor user_agent: up to 1,000 printable characters")
 
 
 def field_types(record: type[BaseModel]) -> list[tuple[str, Any]]:
@@ -156,7 +184,7 @@ class BaseExecutor(abc.ABC):
                 }
                 result: R = validate(values)
             except ValueError as exc:  # ValidationError, a column too many or too few, ...
-                raise UsageError(
+                raise DatabaseError(
                     f"statement {stmt.name!r} returned a row {record.__name__} cannot hold "
                     f"({len(row)} columns for {len(plan)} fields): {exc}"
                 ) from exc

@@ -7,11 +7,12 @@ over the wire natively. Driver errors are translated here, keyed by SQLSTATE.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -47,29 +48,32 @@ _SET_ACTOR = (
 class _PostgresExecutor(BaseExecutor):
     dialect = "postgres"
 
-    def __init__(self, target: asyncpg.Pool | _Connection) -> None:
-        # Pool and Connection share fetch/fetchrow/fetchval/execute; a pool acquires per call.
-        self._target: Any = target
+    @abc.abstractmethod
+    def _connection(self) -> AbstractAsyncContextManager[_Connection]:
+        """The connection a statement runs on."""
 
     async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
-        with translate():
-            rows: list[Row] = await self._target.fetch(stmt.text, *_args(stmt, params))
-        return rows
+        async with self._connection() as conn:
+            with translate():
+                records = await conn.fetch(stmt.text, *_args(stmt, params))
+        # asyncpg Records index and iterate like tuples; the stubs do not call them Sequences.
+        return cast(Sequence[Row], records)
 
     async def _fetch_row(self, stmt: Statement, params: dict[str, Any]) -> Row | None:
-        with translate():
-            rows: list[Row] = await self._target.fetch(stmt.text, *_args(stmt, params))
+        rows = await self._fetch(stmt, params)
         if len(rows) > 1:
             raise UsageError(f":one statement {stmt.name!r} returned {len(rows)} rows")
         return rows[0] if rows else None
 
     async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any:
-        with translate():
-            return await self._target.fetchval(stmt.text, *_args(stmt, params))
+        async with self._connection() as conn:
+            with translate():
+                return await conn.fetchval(stmt.text, *_args(stmt, params))
 
     async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int:
-        with translate():
-            status: str = await self._target.execute(stmt.text, *_args(stmt, params))
+        async with self._connection() as conn:
+            with translate():
+                status: str = await conn.execute(stmt.text, *_args(stmt, params))
         # Status tags end in the row count ("UPDATE 3", "INSERT 0 1"); others have none.
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
@@ -79,8 +83,11 @@ class _PostgresTransaction(_PostgresExecutor):
     """An executor on one connection inside an open transaction."""
 
     def __init__(self, conn: _Connection) -> None:
-        super().__init__(conn)
         self._conn = conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Connection]:
+        yield self._conn
 
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
@@ -95,7 +102,6 @@ class PostgresBackend(_PostgresExecutor):
     """The pool: statements outside a transaction run on any free connection."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
-        super().__init__(pool)
         self._pool = pool
         self.settings = settings
         self._listener: asyncpg.Connection | None = None
@@ -165,9 +171,28 @@ class PostgresBackend(_PostgresExecutor):
             ) from exc
         return cls(pool, settings)
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Connection]:
+        """A pooled connection, waited for at most DB_CONNECT_TIMEOUT."""
+        try:
+            conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"no free connection in the pool of {self.settings.pool_max_size} within "
+                f"DB_CONNECT_TIMEOUT ({self.settings.connect_timeout} s)"
+            ) from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {_where(self.settings.database_url)}: {exc}"
+            ) from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
     async def describe(self, stmt: Statement) -> list[str]:
         """Prepare `stmt` on the server; the names of its result columns."""
-        async with self._pool.acquire() as conn:
+        async with self._connection() as conn:
             with translate():
                 prepared = await conn.prepare(stmt.text)
             return [attribute.name for attribute in prepared.get_attributes()]
@@ -179,17 +204,15 @@ class PostgresBackend(_PostgresExecutor):
         if self._listener is not None and not self._listener.is_closed():
             listener, self._listener = self._listener, None
             listener.terminate()
-        await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
+        except TimeoutError:
+            self._pool.terminate()  # a connection still busy past the timeout is cut
 
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
-        with translate():
-            conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
-        try:
-            async with _atomic(conn, actor):
-                yield _PostgresTransaction(conn)
-        finally:
-            await self._pool.release(conn)
+        async with self._connection() as conn, _atomic(conn, actor):
+            yield _PostgresTransaction(conn)
 
 
 @asynccontextmanager
@@ -198,20 +221,22 @@ async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterato
     tx = conn.transaction()
     with translate():
         await tx.start()
-        if actor is not None:
-            await conn.execute(_SET_ACTOR, *_actor_args(actor))
     try:
+        if actor is not None:
+            with translate():
+                await conn.execute(_SET_ACTOR, *_actor_args(actor))
         yield
+        with translate():
+            await tx.commit()
     except BaseException:
         try:
             await tx.rollback()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # The block's own error is the one to report; a connection that cannot even
-            # roll back is closed so the pool never hands it out again.
+            # roll back (or whose COMMIT failed midway) is closed so the pool never hands
+            # it out again.
             conn.terminate()
         raise
-    with translate():
-        await tx.commit()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -275,7 +300,9 @@ def translate() -> Iterator[None]:
             ) from exc
         raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
     except TimeoutError as exc:
-        raise DatabaseError("PostgreSQL did not answer within DB_COMMAND_TIMEOUT") from exc
+        raise DatabaseError("the statement ran longer than DB_COMMAND_TIMEOUT") from exc
+    except asyncpg.InternalClientError as exc:
+        raise DatabaseError(f"asyncpg failed: {exc}") from exc
     except OSError as exc:
         raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
 
@@ -283,7 +310,7 @@ def translate() -> Iterator[None]:
 def _server_error(exc: asyncpg.PostgresError) -> StratusError:
     state: str = getattr(exc, "sqlstate", "") or ""
     constraint: str | None = getattr(exc, "constraint_name", None)
-    message = getattr(exc, "message", str(exc))
+    message = getattr(exc, "message", None) or str(exc)
     if state == "23505":
         return AlreadyExists(f"already exists: {message}", constraint=constraint)
     if state == "23503":
@@ -292,6 +319,10 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
         return InvalidInput(f"rejected by the database: {message}")
     if state in ("40001", "40P01", "55P03"):
         return Conflict(f"concurrent update conflict: {message}")
-    if state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300"):
+    if state.startswith(("08", "28")) or state in ("3D000", "57P01", "57P02", "57P03", "53300"):
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}")
+    if state == "25P02":
+        return UsageError(f"the transaction was aborted by an earlier error: {message}")
+    if state == "57014":
+        return DatabaseError(f"the statement was cancelled (DB_COMMAND_TIMEOUT?): {message}")
     return DatabaseError(f"[{state}] {message}")

@@ -53,7 +53,12 @@ def format_timestamp(value: datetime) -> str:
     """The stored text of an aware datetime: UTC, microseconds, sortable."""
     if value.tzinfo is None:
         raise UsageError("naive datetime passed to the database; use an aware one (UTC)")
-    return value.astimezone(UTC).strftime(_TIMESTAMP_FORMAT)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"datetime out of range once in UTC: {value.isoformat()}") from None
+    # isoformat pads the year to four digits (strftime's %Y does not below 1000).
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class _Clock:
@@ -105,9 +110,9 @@ class _SqliteExecutor(BaseExecutor):
     async def _run(
         conn: aiosqlite.Connection, stmt: Statement, params: dict[str, Any]
     ) -> tuple[Sequence[Row], int]:
-        args = {k: _param(v) for k, v in stmt.named(params).items()}
         try:
             with translate():
+                args = {k: _param(v) for k, v in stmt.named(params).items()}
                 async with conn.execute(stmt.text, args) as cursor:
                     rows = list(await cursor.fetchall())
                     return rows, cursor.rowcount
@@ -167,7 +172,7 @@ class SqliteBackend(_SqliteExecutor):
         self.settings = settings
         self._path = path
         self._writer = writer
-        self._write_lock = asyncio.Lock()
+        self._lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_count = 0
         self._all_readers: list[aiosqlite.Connection] = []
@@ -198,7 +203,7 @@ class SqliteBackend(_SqliteExecutor):
         write by the names in its RETURNING list.
         """
         unbound = dict.fromkeys(stmt.params)
-        async with self._write_lock:
+        async with self._write_lock():
             with translate():
                 await self._writer.execute(f"EXPLAIN {stmt.text}", unbound)
                 if not stmt.readonly:
@@ -215,10 +220,17 @@ class SqliteBackend(_SqliteExecutor):
                     await self._writer.execute("DROP VIEW temp.stratus_describe")
 
     async def close(self) -> None:
-        async with self._write_lock:
-            for conn in [*self._all_readers, self._writer]:
-                await conn.close()
-            self._all_readers.clear()
+        """Close every connection, after the write in progress if it ends in time."""
+        try:
+            async with self._write_lock():
+                await self._close_connections()
+        except Conflict:
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        for conn in [*self._all_readers, self._writer]:
+            await conn.close()
+        self._all_readers.clear()
 
     async def _on_connection(
         self, stmt: Statement, params: dict[str, Any]
@@ -230,9 +242,25 @@ class SqliteBackend(_SqliteExecutor):
                 return await self._run(reader, stmt, params)
             finally:
                 self._readers.put_nowait(reader)
-        async with self._write_lock:
+        async with self._write_lock():
             self._clocks[self._writer].tick()
             return await self._run(self._writer, stmt, params)
+
+    @asynccontextmanager
+    async def _write_lock(self) -> AsyncIterator[None]:
+        """The writer connection, waited for at most DB_BUSY_TIMEOUT_MS."""
+        try:
+            async with asyncio.timeout(self.settings.busy_timeout_ms / 1000):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise Conflict(
+                "the database stayed busy with another write for DB_BUSY_TIMEOUT_MS "
+                f"({self.settings.busy_timeout_ms} ms)"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     async def _acquire_reader(self) -> aiosqlite.Connection:
         if self._readers.empty() and self._reader_count < self.settings.pool_max_size:
@@ -250,7 +278,7 @@ class SqliteBackend(_SqliteExecutor):
 
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
-        async with self._write_lock:
+        async with self._write_lock():
             self._actor = actor
             self._clocks[self._writer].tick()
             try:
@@ -295,7 +323,8 @@ async def _connect(
         with translate():
             await conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
             await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
+            # FULL: a committed transaction survives a power cut, not only a crash.
+            await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
             if readonly:
                 await conn.execute("PRAGMA query_only = ON")
@@ -344,6 +373,8 @@ def translate() -> Iterator[None]:
         raise _sqlite_error(exc) from exc
     except OverflowError as exc:  # an int beyond SQLite's 64-bit INTEGER
         raise InvalidInput(f"value out of range for SQLite: {exc}") from exc
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
 
 
 def _sqlite_error(exc: sqlite3.Error) -> StratusError:

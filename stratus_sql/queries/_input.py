@@ -59,6 +59,10 @@ def validate(model: type[M], **values: Any) -> M:
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it holds a lone surrogate)") from None
     return value
 
 
@@ -66,11 +70,12 @@ NoNul = AfterValidator(_no_nul)
 
 
 def text(max_length: int, *, min_length: int = 1) -> StringConstraints:
-    """Stripped of surrounding white space, `min_length` to `max_length` characters.
-
-    Use as `Annotated[str, text(200), NoNul]`.
+    """A str (not bytes), stripped of surrounding white space, `min_length` to `max_length`
+    characters. Use as `Annotated[str, text(200), NoNul]`.
     """
-    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+    return StringConstraints(
+        strict=True, strip_whitespace=True, min_length=min_length, max_length=max_length
+    )
 
 
 def check_json(value: Any, depth: int = 0) -> Any:

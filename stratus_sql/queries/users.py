@@ -44,16 +44,21 @@ STATEMENTS = load_queries("users")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _LICENSE = re.compile(r"^[A-Z0-9][A-Z0-9/-]{0,19}$")
 MAX_LICENSES = 50
+MAX_EMAIL = 254
 
 
 def _email(value: str) -> str:
     value = value.lower()
     if not _EMAIL.match(value):
         raise ValueError("not an email address")
+    if len(value) > MAX_EMAIL:  # lowercasing can lengthen a string ("İ" becomes two)
+        raise ValueError(f"longer than {MAX_EMAIL} characters")
     return value
 
 
 def _license(value: str) -> str:
+    if not value.isascii():  # "ﬁ".upper() is "FI": only ASCII codes are taken as given
+        raise ValueError("a licence code is ASCII letters, digits, '/' or '-'")
     value = value.upper()
     if not _LICENSE.match(value):
         raise ValueError("a licence code is 1 to 20 letters, digits, '/' or '-' (e.g. 'IFR')")
@@ -72,9 +77,9 @@ class NewUser(Input):
     name: Annotated[str, text(200), NoNul]
     email: Email
     role: UserRole
-    licenses: Annotated[list[License], Field(max_length=MAX_LICENSES), AfterValidator(_unique)] = (
-        Field(default_factory=list)
-    )
+    licenses: Annotated[
+        list[License], Field(max_length=MAX_LICENSES, strict=True), AfterValidator(_unique)
+    ] = Field(default_factory=list)
     experience_level: Annotated[str, text(50), NoNul] | None = None
     preferences: JsonObject = Field(default_factory=dict)
 
