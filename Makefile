@@ -25,6 +25,7 @@ demo:
 
 bench:
 	$(BIN)/python bench/records.py
+	$(BIN)/python bench/queries.py
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache stratus.db stratus.db-wal stratus.db-shm

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, SkipValidation
 
 __all__ = [
     "Conversation",
@@ -61,6 +61,12 @@ class MemoryType(StrEnum):
     CRITICAL = "critical"
 
 
+# JSON columns hold JSON by construction (jsonb, or SQLite text parsed by orjson):
+# validating it again walks every value in Python for nothing (bench/records.py).
+JsonObject = Annotated[dict[str, JsonValue], SkipValidation]
+AnyJson = Annotated[JsonValue, SkipValidation]
+
+
 class Record(BaseModel):
     """Base of every record: frozen, compared field by field."""
 
@@ -76,7 +82,7 @@ class User(Record):
     role: UserRole
     licenses: list[str]
     experience_level: str | None
-    preferences: dict[str, JsonValue]
+    preferences: JsonObject
     created_at: datetime
     last_active: datetime | None
 
@@ -88,7 +94,7 @@ class Conversation(Record):
     user_id: UUID
     title: str
     status: ConversationStatus
-    context: dict[str, JsonValue]
+    context: JsonObject
     summary: str | None
     message_count: int
     total_tokens: int
@@ -105,7 +111,7 @@ class Message(Record):
     agent_name: str | None
     message_type: MessageType
     content: str
-    metadata: dict[str, JsonValue]
+    metadata: JsonObject
     tokens_used: int
     response_time: float | None
     created_at: datetime
@@ -130,7 +136,7 @@ class MemoryEntry(Record):
     user_id: UUID
     memory_type: MemoryType
     key: str
-    value: JsonValue
+    value: AnyJson
     importance_score: float
     access_count: int
     created_at: datetime

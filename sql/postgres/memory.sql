@@ -55,8 +55,9 @@ WHERE memory_id IN (
 
 -- name: search_memories :many -> ScoredMemoryEntry
 -- A user's unexpired memories matching any of :terms (a JSON array of words), best first.
--- relevance: full-text match (Portuguese stems, accents ignored, each word a prefix)
--- 0.5 + 0.5 * ts_rank_cd normalized to [0, 1), or trigram word similarity, the greater.
+-- relevance: a full-text match (Portuguese stems, accents ignored, each word a prefix)
+-- scores 0.5 + 0.5 * ts_rank_cd normalized to [0, 1); when those are fewer than :limit,
+-- entries matching only by trigram word similarity (typos) score that similarity.
 -- score = relevance * importance_score * decay, decay = h / (h + age in days) with a
 -- half-life h of 1 (short_term), 7 (medium_term) or 90 (long_term) days; critical: 1.
 WITH query AS (
@@ -64,26 +65,52 @@ WITH query AS (
            lower(stratus_unaccent(string_agg(t.word, ' '))) AS text
     FROM jsonb_array_elements_text(:terms::jsonb) AS t (word)
 ),
-matched AS (
+-- One user's entries are few (thousands at most): reading them by user and testing each
+-- beats intersecting the global text indexes, whose matches span every user.
+mine AS MATERIALIZED (
+    SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
+           created_at, updated_at, last_accessed_at, expires_at, search_text, search_vector
+    FROM memory_entries
+    WHERE user_id = :user_id
+      AND (expires_at IS NULL OR expires_at > now())
+      AND (:memory_types::jsonb IS NULL
+           OR memory_type::text IN (SELECT jsonb_array_elements_text(:memory_types::jsonb)))
+),
+-- Words found as words (Portuguese stems, prefixes) first; near spellings (trigram word
+-- similarity, the costly test) only when those are fewer than asked for.
+exact AS (
     SELECT m.memory_id, m.user_id, m.memory_type, m.key, m.value, m.importance_score,
            m.access_count, m.created_at, m.updated_at, m.last_accessed_at, m.expires_at,
-           greatest(
-               word_similarity(q.text, m.search_text),
-               CASE WHEN m.search_vector @@ q.tsq
-                    THEN 0.5 + 0.5 * ts_rank_cd(m.search_vector, q.tsq, 32)
-                    ELSE 0 END
-           ) AS relevance,
-           greatest(
-               extract(EPOCH FROM now() - coalesce(m.last_accessed_at, m.updated_at)) / 86400,
-               0
-           ) AS age_days
-    FROM memory_entries AS m
+           0.5 + 0.5 * ts_rank_cd(m.search_vector, q.tsq, 32) AS relevance
+    FROM mine AS m
     CROSS JOIN query AS q
-    WHERE m.user_id = :user_id
-      AND (m.expires_at IS NULL OR m.expires_at > now())
-      AND (:memory_types::jsonb IS NULL
-           OR m.memory_type::text IN (SELECT jsonb_array_elements_text(:memory_types::jsonb)))
-      AND (m.search_vector @@ q.tsq OR q.text <% m.search_text)
+    WHERE m.search_vector @@ q.tsq
+),
+near AS (
+    SELECT m.memory_id, m.user_id, m.memory_type, m.key, m.value, m.importance_score,
+           m.access_count, m.created_at, m.updated_at, m.last_accessed_at, m.expires_at,
+           word_similarity(q.text, m.search_text) AS relevance
+    FROM mine AS m
+    CROSS JOIN query AS q
+    WHERE (SELECT count(*) FROM exact) < :limit
+      AND NOT m.search_vector @@ q.tsq
+      AND q.text <% m.search_text
+),
+matched AS (
+    SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
+           created_at, updated_at, last_accessed_at, expires_at, relevance,
+           greatest(
+               extract(EPOCH FROM now() - coalesce(last_accessed_at, updated_at)) / 86400, 0
+           ) AS age_days
+    FROM (
+        SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
+           created_at, updated_at, last_accessed_at, expires_at, relevance
+        FROM exact
+        UNION ALL
+        SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
+           created_at, updated_at, last_accessed_at, expires_at, relevance
+        FROM near
+    ) AS found
 ),
 scored AS (
     SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,

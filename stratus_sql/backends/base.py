@@ -174,16 +174,20 @@ class BaseExecutor(abc.ABC):
         if plan is None:
             plan = [(n, self._converter(tp)) for n, tp in field_types(record)]
             self._plans[record] = plan
+        names = [name for name, _ in plan]
+        converted = [(i, c) for i, (_, c) in enumerate(plan) if c is not None]
         validate = record.__pydantic_validator__.validate_python
 
         def decode(row: Row) -> R:
             try:
-                values = {
-                    n: v if c is None or v is None else c(v)
-                    for (n, c), v in zip(plan, row, strict=True)
-                }
-                result: R = validate(values)
-            except ValueError as exc:  # ValidationError, a column too many or too few, ...
+                if converted:
+                    values = list(row)
+                    for i, convert in converted:
+                        if values[i] is not None:
+                            values[i] = convert(values[i])
+                    row = values
+                result: R = validate(dict(zip(names, row, strict=True)))
+            except (ValueError, IndexError) as exc:  # ValidationError, a column short, ...
                 raise DatabaseError(
                     f"statement {stmt.name!r} returned a row {record.__name__} cannot hold "
                     f"({len(row)} columns for {len(plan)} fields): {exc}"

@@ -162,6 +162,7 @@ class PostgresBackend(_PostgresExecutor):
                     max_inactive_connection_lifetime=settings.max_inactive_lifetime,
                     timeout=settings.connect_timeout,
                     init=_init_connection,
+                    reset=_keep_session,
                 ),
                 timeout=settings.connect_timeout + 1,
             )
@@ -237,6 +238,13 @@ async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterato
             # it out again.
             conn.terminate()
         raise
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (RESET ALL, UNLISTEN *, ...): a round
+    trip per call for state stratus_sql never leaves behind, since the actor settings and
+    everything else it sets are transaction-local. asyncpg still rolls back an open
+    transaction before this is called."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
