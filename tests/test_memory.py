@@ -341,3 +341,45 @@ async def test_cache_can_be_turned_off(database_url: str) -> None:
         await memory.get_memory(db, user.user_id, "k")
         assert db.cache_stats().hits == 0
         assert db.cache_stats().misses == 0
+
+
+async def age_entry(database_url: str, memory_id: uuid.UUID, days: int) -> None:
+    """Move an entry's updated_at `days` into the past, behind the layer's back."""
+    when = datetime.now(UTC) - timedelta(days=days)
+    if database_url.startswith("postgresql"):
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "UPDATE memory_entries SET updated_at = $1 WHERE memory_id = $2", when, memory_id
+            )
+        finally:
+            await conn.close()
+    else:
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as raw:
+            raw.execute(
+                "UPDATE memory_entries SET updated_at = ? WHERE memory_id = ?",
+                [when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), str(memory_id)],
+            )
+
+
+async def test_scores_decay_with_age_by_type_and_critical_never_decays(
+    db: Database, user: User, database_url: str
+) -> None:
+    fresh = await remember(db, user, "fresh", "manutencao do motor", importance_score=0.5)
+    old = await remember(db, user, "old", "manutencao do motor", importance_score=0.5)
+    vital = await remember(
+        db, user, "vital", "manutencao do motor", importance_score=0.5, memory_type="critical"
+    )
+    await age_entry(database_url, old.memory_id, 90)
+    await age_entry(database_url, vital.memory_id, 90)
+    hits = {
+        h.entry.key: h.score for h in await memory.search_memories(db, user.user_id, "manutencao")
+    }
+    assert set(hits) == {"fresh", "old", "vital"}
+    assert hits["old"] == pytest.approx(hits["fresh"] * 90 / (90 + 90), rel=0.01)
+    assert hits["vital"] == pytest.approx(hits["fresh"], rel=0.01)
+    assert fresh.memory_type is MemoryType.LONG_TERM

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stratus_sql
 from stratus_sql import errors
-from stratus_sql.queries import users
+from stratus_sql.queries import conversations, memory, users
 
 PUBLIC = {
     "Actor",
@@ -54,3 +54,28 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.ConfigError, ValueError)
     assert issubclass(errors.NotFound, LookupError)
     assert errors.AlreadyExists("x", constraint="users_email_key").constraint == "users_email_key"
+
+
+def test_conversations_and_memory_modules_export_their_query_functions() -> None:
+    assert set(conversations.__all__) == {
+        "add_message",
+        "archive_conversation",
+        "compact_conversation",
+        "create_conversation",
+        "delete_conversation",
+        "get_conversation",
+        "list_archived_messages",
+        "list_conversations",
+        "list_messages",
+        "usage_stats",
+    }
+    assert set(memory.__all__) == {
+        "forget_memory",
+        "get_memory",
+        "purge_expired",
+        "search_memories",
+        "store_memory",
+    }
+    for module in (conversations, memory, users):
+        for name in module.__all__:
+            assert callable(getattr(module, name))

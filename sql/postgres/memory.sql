@@ -100,7 +100,7 @@ matched AS (
     SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
            created_at, updated_at, last_accessed_at, expires_at, relevance,
            greatest(
-               extract(EPOCH FROM now() - coalesce(last_accessed_at, updated_at)) / 86400, 0
+               extract(EPOCH FROM now() - greatest(last_accessed_at, updated_at)) / 86400, 0
            ) AS age_days
     FROM (
         SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,

@@ -81,7 +81,8 @@ scored AS (
                     / ((CASE m.memory_type WHEN 'short_term' THEN 1.0
                                            WHEN 'medium_term' THEN 7.0 ELSE 90.0 END)
                        + max(julianday(now_utc())
-                             - julianday(coalesce(m.last_accessed_at, m.updated_at)), 0))
+                             - julianday(max(coalesce(m.last_accessed_at, m.updated_at),
+                                             m.updated_at)), 0))
            END AS score
     FROM matched AS r
     JOIN memory_entries AS m ON m.memory_id = r.memory_id
