@@ -238,6 +238,7 @@ async def test_search_treats_any_query_as_words(db: Database, user: User, query:
     ("kwargs", "field"),
     [
         ({"query": "x" * 1001}, "query"),
+        ({"query": "cessna " * 1500}, "query"),
         ({"query": "a\x00b"}, "query"),
         ({"query": "a", "limit": 0}, "limit"),
         ({"query": "a", "limit": 101}, "limit"),
