@@ -12,16 +12,29 @@ from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, JsonValue, SkipValidation
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SkipValidation,
+    StringConstraints,
+    field_validator,
+)
 
 __all__ = [
     "Conversation",
     "ConversationStatus",
+    "Dashboard",
     "MemoryEntry",
     "MemoryHit",
     "MemoryType",
     "Message",
     "MessageType",
+    "Metric",
+    "MetricBucket",
+    "MetricSample",
     "Page",
     "Record",
     "ScoredMemoryEntry",
@@ -156,6 +169,80 @@ class MemoryHit(Record):
 
     entry: MemoryEntry
     score: float
+
+
+class Dashboard(Record):
+    """A user's AI monitoring dashboard; its name is unique per user."""
+
+    dashboard_id: UUID
+    user_id: UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Metric(Record):
+    """One AI performance sample: rates in [0, 1], times in milliseconds, memory in MB."""
+
+    metric_id: UUID
+    user_id: UUID
+    dashboard_id: UUID | None
+    ia_efficiency: float
+    model_accuracy: float
+    processing_time_ms: float
+    memory_usage_mb: float
+    error_rate: float
+    timestamp: datetime
+    periodo: str | None
+
+
+Rate = Annotated[float, Field(strict=True, ge=0, le=1)]
+Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class MetricSample(BaseModel):
+    """A sample to store with `metrics.record_metrics`: rates in [0, 1], processing time in
+    milliseconds and memory in MB (both >= 0 and finite), an aware `timestamp` (default: the
+    time of the call) and an optional `periodo` label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: UUID
+    dashboard_id: UUID | None = None
+    ia_efficiency: Rate
+    model_accuracy: Rate
+    processing_time_ms: Amount
+    memory_usage_mb: Amount
+    error_rate: Rate
+    timestamp: Annotated[AwareDatetime, Field(strict=True)] | None = None
+    periodo: (
+        Annotated[
+            str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=16)
+        ]
+        | None
+    ) = None
+
+    @field_validator("periodo")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and ("\x00" in value or not value.isprintable()):
+            raise ValueError("must be printable text")
+        return value
+
+
+class MetricBucket(Record):
+    """One time bucket of a dashboard series: means, p95 processing time and the worst error
+    rate of its samples. An empty bucket has samples = 0 and None for every statistic."""
+
+    bucket_start: datetime
+    samples: int
+    ia_efficiency: float | None
+    model_accuracy: float | None
+    processing_time_ms: float | None
+    memory_usage_mb: float | None
+    error_rate: float | None
+    processing_time_p95_ms: float | None
+    error_rate_max: float | None
 
 
 T = TypeVar("T")

@@ -7,7 +7,9 @@ A file holds statements introduced by a name line, then doc comment lines, then 
     SELECT user_id, name FROM users WHERE user_id = :user_id;
 
 Kinds follow sqlc: `:one` (a row or None), `:many` (rows), `:scalar` (the first value),
-`:exec` (nothing) and `:execrows` (affected row count). `:one` and
+`:exec` (nothing), `:execrows` (affected row count) and `:copy` (a bulk load of many rows:
+COPY on PostgreSQL, one executemany on SQLite; its SQL is a plain
+`INSERT INTO t (a, b) VALUES (:a, :b)`). `:one` and
 `:many` name the record they return after `->`, which is how `stratus-sql check` knows what
 columns to expect.
 
@@ -51,6 +53,7 @@ class Kind(StrEnum):
     SCALAR = ":scalar"
     EXEC = ":exec"
     EXECROWS = ":execrows"
+    COPY = ":copy"
 
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
@@ -80,6 +83,8 @@ class Statement:
     readonly: bool
     code: str = field(repr=False)
     where: str = ""
+    copy_table: str | None = None
+    copy_columns: tuple[str, ...] = ()
 
     def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The arguments in `$n` order; every parameter must be given, and nothing else."""
@@ -211,7 +216,10 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
         raise QueryFileError(f"{where}: statement {name!r} holds more than one statement")
     words = [w.upper() for w in _WORD.findall(code)]
     readonly = words[0] in ("SELECT", "VALUES", "WITH") and not _WRITE_WORDS.intersection(words)
+    copy_table, copy_columns = _copy_target(sql, params, kind, name, where)
     return Statement(
+        copy_table=copy_table,
+        copy_columns=copy_columns,
         name=name,
         kind=kind,
         dialect=dialect,
@@ -224,6 +232,29 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
         code=code,
         where=where,
     )
+
+
+_COPY_FORM = re.compile(
+    r"^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(([^()]*)\)\s*VALUES\s*\(([^()]*)\)\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _copy_target(
+    sql: str, params: tuple[str, ...], kind: Kind, name: str, where: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """For `:copy`, the table and the columns its parameters fill, in parameter order."""
+    if kind is not Kind.COPY:
+        return None, ()
+    form = _COPY_FORM.match(sql)
+    values = [] if form is None else [v.strip() for v in form.group(3).split(",")]
+    columns = [] if form is None else [c.strip().strip('"') for c in form.group(2).split(",")]
+    if form is None or len(columns) != len(values) or [v[1:] for v in values] != list(params):
+        raise QueryFileError(
+            f"{where}: :copy statement {name!r} must be INSERT INTO t (a, b) VALUES (:a, :b), "
+            "with one distinct parameter per column"
+        )
+    return form.group(1), tuple(columns)
 
 
 def compile_sql(

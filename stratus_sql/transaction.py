@@ -14,7 +14,7 @@ Three rules hold on both backends alike:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -84,6 +84,9 @@ class Transaction:
 
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         return await self._run(lambda e: e.execute_rows(named, **params))
+
+    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int:
+        return await self._run(lambda e: e.copy(named, rows))
 
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]:
         """A savepoint inside this transaction."""

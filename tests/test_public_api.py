@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stratus_sql
 from stratus_sql import errors
-from stratus_sql.queries import conversations, memory, users
+from stratus_sql.queries import conversations, dashboards, memory, metrics, users
 
 PUBLIC = {
     "Actor",
@@ -76,6 +76,20 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "search_memories",
         "store_memory",
     }
-    for module in (conversations, memory, users):
+    assert set(dashboards.__all__) == {
+        "create_dashboard",
+        "delete_dashboard",
+        "get_dashboard",
+        "get_dashboard_by_name",
+        "list_dashboards",
+        "rename_dashboard",
+    }
+    assert set(metrics.__all__) == {
+        "PERIODS",
+        "dashboard_series",
+        "record_metric",
+        "record_metrics",
+    }
+    for module in (conversations, dashboards, memory, metrics, users):
         for name in module.__all__:
-            assert callable(getattr(module, name))
+            assert name == "PERIODS" or callable(getattr(module, name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import ipaddress
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
@@ -104,6 +104,8 @@ class Executor(Protocol):
 
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int: ...
 
+    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int: ...
+
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]: ...
 
     @property
@@ -147,6 +149,14 @@ class BaseExecutor(abc.ABC):
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         """Run an `:execrows` statement: the number of rows it changed."""
         return await self._execute(self._statement(named, Kind.EXECROWS), params)
+
+    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int:
+        """Bulk-load `rows` (each a mapping of the statement's parameters) with a `:copy`
+        statement, all or nothing; returns the number of rows stored."""
+        stmt = self._statement(named, Kind.COPY)
+        for row in rows:
+            stmt.named(row)  # every parameter given, and nothing else
+        return await self._copy(stmt, rows) if rows else 0
 
     @abc.abstractmethod
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[BaseExecutor]:
@@ -211,3 +221,6 @@ class BaseExecutor(abc.ABC):
 
     @abc.abstractmethod
     async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int: ...
+
+    @abc.abstractmethod
+    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int: ...

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -137,6 +137,9 @@ class _SqliteExecutor(BaseExecutor):
         return max((await self._on_connection(stmt, params))[1], 0)
 
     @abc.abstractmethod
+    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int: ...
+
+    @abc.abstractmethod
     async def _on_connection(
         self, stmt: Statement, params: dict[str, Any]
     ) -> tuple[Sequence[Row], int]:
@@ -155,6 +158,9 @@ class _SqliteTransaction(_SqliteExecutor):
         self, stmt: Statement, params: dict[str, Any]
     ) -> tuple[Sequence[Row], int]:
         return await self._run(self._conn, stmt, params)
+
+    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+        return await _executemany(self._conn, stmt, rows)
 
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
@@ -246,6 +252,13 @@ class SqliteBackend(_SqliteExecutor):
             self._clocks[self._writer].tick()
             return await self._run(self._writer, stmt, params)
 
+    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+        """All rows in one transaction: one executemany between BEGIN IMMEDIATE and COMMIT."""
+        async with self._write_lock():
+            self._clocks[self._writer].tick()
+            async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
+                return await _executemany(self._writer, stmt, rows)
+
     @asynccontextmanager
     async def _write_lock(self) -> AsyncIterator[None]:
         """The writer connection, waited for at most DB_BUSY_TIMEOUT_MS."""
@@ -286,6 +299,15 @@ class SqliteBackend(_SqliteExecutor):
                     yield _SqliteTransaction(self._writer)
             finally:
                 self._actor = None
+
+
+async def _executemany(
+    conn: aiosqlite.Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]]
+) -> int:
+    with translate():
+        args = [{k: _param(v) for k, v in row.items()} for row in rows]
+        await conn.executemany(stmt.text, args)
+    return len(args)
 
 
 @asynccontextmanager

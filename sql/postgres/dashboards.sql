@@ -1,0 +1,37 @@
+-- name: create_dashboard :one -> Dashboard
+-- Create a dashboard; its name is unique per user.
+INSERT INTO dashboards (dashboard_id, user_id, name, created_at, updated_at)
+VALUES (:dashboard_id, :user_id, :name, now(), now())
+RETURNING dashboard_id, user_id, name, created_at, updated_at;
+
+-- name: get_dashboard :one -> Dashboard
+-- One dashboard by id.
+SELECT dashboard_id, user_id, name, created_at, updated_at
+FROM dashboards
+WHERE dashboard_id = :dashboard_id;
+
+-- name: get_dashboard_by_name :one -> Dashboard
+-- A user's dashboard by name.
+SELECT dashboard_id, user_id, name, created_at, updated_at
+FROM dashboards
+WHERE user_id = :user_id
+  AND name = :name;
+
+-- name: list_dashboards :many -> Dashboard
+-- A user's dashboards by name.
+SELECT dashboard_id, user_id, name, created_at, updated_at
+FROM dashboards
+WHERE user_id = :user_id
+ORDER BY name, dashboard_id;
+
+-- name: rename_dashboard :one -> Dashboard
+-- Rename a dashboard.
+UPDATE dashboards
+SET name = :name, updated_at = now()
+WHERE dashboard_id = :dashboard_id
+RETURNING dashboard_id, user_id, name, created_at, updated_at;
+
+-- name: delete_dashboard :execrows
+-- Delete a dashboard; its samples stay, detached (dashboard_id set to NULL).
+DELETE FROM dashboards
+WHERE dashboard_id = :dashboard_id;

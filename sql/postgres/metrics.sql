@@ -1,0 +1,63 @@
+-- name: record_metric :one -> Metric
+-- Store one sample.
+INSERT INTO metrics (
+    metric_id, user_id, dashboard_id, ia_efficiency, model_accuracy, processing_time_ms,
+    memory_usage_mb, error_rate, "timestamp", periodo
+)
+VALUES (
+    :metric_id, :user_id, :dashboard_id, :ia_efficiency, :model_accuracy, :processing_time_ms,
+    :memory_usage_mb, :error_rate, :timestamp, :periodo
+)
+RETURNING metric_id, user_id, dashboard_id, ia_efficiency, model_accuracy, processing_time_ms,
+          memory_usage_mb, error_rate, "timestamp", periodo;
+
+-- name: record_metrics :copy
+-- Bulk-load samples (binary COPY).
+INSERT INTO metrics (
+    metric_id, user_id, dashboard_id, ia_efficiency, model_accuracy, processing_time_ms,
+    memory_usage_mb, error_rate, "timestamp", periodo
+)
+VALUES (
+    :metric_id, :user_id, :dashboard_id, :ia_efficiency, :model_accuracy, :processing_time_ms,
+    :memory_usage_mb, :error_rate, :timestamp, :periodo
+);
+
+-- name: dashboard_series :many -> MetricBucket
+-- :buckets buckets of :bucket_seconds from :since (= :now - period) up to :now, gaps
+-- included: means, p95 processing time (percentile_cont) and the worst error rate, for one
+-- user, one dashboard, both or neither. Buckets are date_bin'd with :since as origin.
+WITH series AS (
+    SELECT :since::timestamptz + i * make_interval(secs => :bucket_seconds) AS bucket_start
+    FROM generate_series(0, :buckets - 1) AS i
+),
+filled AS (
+    SELECT date_bin(make_interval(secs => :bucket_seconds), m."timestamp", :since::timestamptz)
+               AS bucket_start,
+           count(*) AS samples,
+           avg(m.ia_efficiency) AS ia_efficiency,
+           avg(m.model_accuracy) AS model_accuracy,
+           avg(m.processing_time_ms) AS processing_time_ms,
+           avg(m.memory_usage_mb) AS memory_usage_mb,
+           avg(m.error_rate) AS error_rate,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY m.processing_time_ms)
+               AS processing_time_p95_ms,
+           max(m.error_rate) AS error_rate_max
+    FROM metrics AS m
+    WHERE m."timestamp" >= :since::timestamptz
+      AND m."timestamp" < :now::timestamptz
+      AND (:user_id::uuid IS NULL OR m.user_id = :user_id::uuid)
+      AND (:dashboard_id::uuid IS NULL OR m.dashboard_id = :dashboard_id::uuid)
+    GROUP BY 1
+)
+SELECT s.bucket_start,
+       coalesce(f.samples, 0) AS samples,
+       f.ia_efficiency,
+       f.model_accuracy,
+       f.processing_time_ms,
+       f.memory_usage_mb,
+       f.error_rate,
+       f.processing_time_p95_ms,
+       f.error_rate_max
+FROM series AS s
+LEFT JOIN filled AS f ON f.bucket_start = s.bucket_start
+ORDER BY s.bucket_start;
