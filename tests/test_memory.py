@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,6 +259,10 @@ async def test_cached_reads_still_count_accesses(database_url: str) -> None:
             db, name="Ana", email=f"c.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
         )
         await remember(db, user, "k", "v")
+        # On Postgres the store also comes back as a NOTIFY: let it land before reading.
+        await until(
+            lambda: db.cache_stats().invalidations >= (2 if db.dialect == "postgres" else 1)
+        )
         reads = [await memory.get_memory(db, user.user_id, "k") for _ in range(5)]
         assert [r.access_count for r in reads if r] == [1, 2, 3, 4, 5]
         assert db.cache_stats().hits == 4
@@ -319,16 +324,22 @@ async def test_a_committed_write_elsewhere_is_seen_at_once_on_postgres(
             a, name="Ana", email=f"n.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
         )
         await remember(a, user, "k", "antes")
+        # Each committed store reaches b as a NOTIFY; the event loop reads it within moments.
+        await until(lambda: b.cache_stats().invalidations >= 1)
         assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
         assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
         assert b.cache_stats().hits == 1
         await remember(a, user, "k", "depois")
-        # The NOTIFY is delivered with the commit; give the event loop a moment to read it.
-        for _ in range(50):
-            if b.cache_stats().invalidations:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: b.cache_stats().invalidations >= 2)
         assert (await memory.get_memory(b, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+
+
+async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Wait until `condition()` holds, failing after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
 
 
 async def test_cache_can_be_turned_off(database_url: str) -> None:

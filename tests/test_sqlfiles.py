@@ -117,11 +117,34 @@ def test_statement_parts() -> None:
 
 
 def test_every_kind_parses() -> None:
+    def body(kind: Kind) -> str:
+        return "INSERT INTO t (a) VALUES (:a);" if kind is Kind.COPY else "SELECT 1;"
+
     source = "\n".join(
-        f"-- name: s{i} {kind.value}{' -> R' if kind in (Kind.ONE, Kind.MANY) else ''}\nSELECT 1;"
+        f"-- name: s{i} {kind.value}{' -> R' if kind in (Kind.ONE, Kind.MANY) else ''}\n"
+        + body(kind)
         for i, kind in enumerate(Kind)
     )
     assert [s.kind for s in parse(source, "sqlite")] == list(Kind)
+
+
+def test_copy_statements_name_their_table_and_columns() -> None:
+    stmt = one(
+        '-- name: load :copy\nINSERT INTO metrics (metric_id, "timestamp") VALUES (:id, :at);'
+    )
+    assert (stmt.copy_table, stmt.copy_columns, stmt.params) == (
+        "metrics",
+        ("metric_id", "timestamp"),
+        ("id", "at"),
+    )
+    for bad in (
+        "INSERT INTO t (a, b) VALUES (:a, now());",
+        "INSERT INTO t (a) VALUES (:a, :b);",
+        "INSERT INTO t (a, b) VALUES (:a, :a);",
+        "UPDATE t SET a = :a;",
+    ):
+        with pytest.raises(QueryFileError, match=":copy statement 'load' must be"):
+            one(f"-- name: load :copy\n{bad}")
 
 
 @pytest.mark.parametrize(
