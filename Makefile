@@ -21,7 +21,7 @@ test: lint
 	$(BIN)/pytest
 
 demo:
-	$(BIN)/python -m stratus_sql.demo
+	$(BIN)/python -m stratus_sql.cli.demo
 
 bench:
 	$(BIN)/python bench/records.py

@@ -264,3 +264,17 @@ async def test_samples_outlive_their_dashboard(db: Database, user: User) -> None
     assert (await metrics.dashboard_series(db, dashboard_id=board.dashboard_id, now=now))[
         -1
     ].samples == 0
+
+
+async def test_samples_a_microsecond_from_a_bucket_edge_land_on_their_side(
+    db: Database, user: User
+) -> None:
+    now = private_now()
+    count, width = metrics.PERIODS["30d"]
+    since = now - timedelta(seconds=count * width)
+    edges = [since + timedelta(seconds=k * width) for k in range(1, count)]
+    batch = [sample(user, timestamp=edge - timedelta(microseconds=1)) for edge in edges]
+    batch += [sample(user, timestamp=edge) for edge in edges]
+    await metrics.record_metrics(db, batch)
+    series = await metrics.dashboard_series(db, period="30d", user_id=user.user_id, now=now)
+    assert [b.samples for b in series] == [1] + [2] * (count - 2) + [1]

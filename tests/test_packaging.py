@@ -82,14 +82,23 @@ def test_wheel_installs_outside_the_checkout_and_runs(wheel: Path, tmp_path: Pat
     assert (site / "stratus_sql" / "_data" / "sql" / "postgres" / "users.sql").is_file()
 
 
-def test_demo_prints_a_user_read_back(tmp_path: Path) -> None:
+def test_demo_runs_the_usage_example_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    first = run([sys.executable, "-m", "stratus_sql.demo"], tmp_path, env)
-    assert "created the pilot João Silva" in first
-    assert "joao.silva@example.com" in first
-    again = run([sys.executable, "-m", "stratus_sql.demo"], tmp_path, env)
-    assert "already there" in again
-    assert "migrations: up to date" in again
+    first = run([sys.executable, "-m", "stratus_sql.cli.demo"], tmp_path, env)
+    for expected in (
+        "João Silva <joao.silva@example.com> · pilot · licenças PP, PC, IFR",
+        'preferred_aircraft = "Cessna 172" (long_term, importância 0.8)',
+        '"Consulta meteorológica" · 1 mensagem(ns)',
+        "Qual o METAR de SBGR?",
+        'busca      "cessna" → preferred_aircraft',
+        "AI Monitoring Dashboard · últimas 24 h · 24 intervalos de 1 h · 24 amostras",
+        "eficiência da IA",
+    ):
+        assert expected in first, expected
+    assert "Traceback" not in first
+    again = run([sys.executable, "-m", "stratus_sql.cli.demo"], tmp_path, env)
+    assert "migrações: em dia" in again
+    assert '"Consulta meteorológica" · 2 mensagem(ns)' in again
 
 
 def test_readme_quickstart_runs_twice(tmp_path: Path) -> None:

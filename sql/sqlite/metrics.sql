@@ -26,19 +26,21 @@ VALUES (
 -- :buckets buckets of :bucket_seconds from :since (= :now - period) up to :now, gaps
 -- included: means, p95 processing time (percentile_cont's linear interpolation, from window
 -- functions) and the worst error rate, for one user, one dashboard, both or neither.
--- Times are compared as exact integer microseconds since the epoch.
+-- Times are compared as exact integer microseconds since the epoch: whole seconds from the
+-- text without its fraction (SQLite would round the fraction to milliseconds) plus the six
+-- digits of the fraction.
 WITH RECURSIVE series (i) AS (
     SELECT 0
     UNION ALL
     SELECT i + 1 FROM series WHERE i + 1 < :buckets
 ),
 origin AS (
-    SELECT CAST(strftime('%s', :since) AS INTEGER) AS seconds,
-           CAST(strftime('%s', :since) AS INTEGER) * 1000000
+    SELECT CAST(strftime('%s', substr(:since, 1, 19)) AS INTEGER) AS seconds,
+           CAST(strftime('%s', substr(:since, 1, 19)) AS INTEGER) * 1000000
            + CAST(substr(:since, 21, 6) AS INTEGER) AS micros
 ),
 samples AS (
-    SELECT (CAST(strftime('%s', m."timestamp") AS INTEGER) * 1000000
+    SELECT (CAST(strftime('%s', substr(m."timestamp", 1, 19)) AS INTEGER) * 1000000
             + CAST(substr(m."timestamp", 21, 6) AS INTEGER) - o.micros)
            / (:bucket_seconds * 1000000) AS i,
            m.ia_efficiency, m.model_accuracy, m.processing_time_ms, m.memory_usage_mb,

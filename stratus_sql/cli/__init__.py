@@ -1,4 +1,4 @@
-"""The `stratus-sql` command: migrate, rollback, status and check.
+"""The `stratus-sql` command: migrate, rollback, status, check and seed.
 
 Every command works on `--url`, else DATABASE_URL, else the embedded ./stratus.db. Errors
 print one line on stderr and exit 1; no traceback.
@@ -12,8 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from stratus_sql.check import check_statements
+from stratus_sql.cli.seed import SeedReport, progress_bar, seed
 from stratus_sql.config import Settings
-from stratus_sql.errors import StratusError
+from stratus_sql.database import connect
+from stratus_sql.errors import StratusError, UsageError
 from stratus_sql.migrations import apply_migrations, migration_status, rollback_migrations
 
 __all__ = ["main"]
@@ -30,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     how_many.add_argument("--all", action="store_true", help="every applied migration")
     commands.add_parser("status", help="list migrations and whether each is applied")
     commands.add_parser("check", help="prepare every named statement against the database")
+    seeding = commands.add_parser(
+        "seed", help="the admin, the AI Monitoring Dashboard and sample metrics"
+    )
+    seeding.add_argument("--samples", type=int, default=720, help="how many (default 720)")
+    seeding.add_argument("--users", type=int, default=1, help="over how many users (default 1)")
     return parser
 
 
@@ -59,7 +66,22 @@ def _run(args: argparse.Namespace, url: str) -> int:
             print(problem, file=sys.stderr)
         print(f"{checked} statements checked, {len(problems)} problems")
         return 1 if problems else 0
+    elif args.command == "seed":
+        pending = [s.id for s in migration_status(url) if not s.applied]
+        if pending:
+            raise UsageError(f"pending migrations ({', '.join(pending)}): run stratus-sql migrate")
+        report = asyncio.run(_seed(url, args.samples, args.users))
+        print(
+            f"seeded {report.samples:,} samples over {report.users} user(s); "
+            f'admin {report.admin.email}, dashboard "{report.dashboard.name}"'
+        )
     return 0
+
+
+async def _seed(url: str, samples: int, users: int) -> SeedReport:
+    async with await connect(url) as db:
+        show = progress_bar if samples >= 10_000 else None
+        return await seed(db, samples=samples, users_count=users, progress=show)
 
 
 if __name__ == "__main__":
