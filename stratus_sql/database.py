@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -104,7 +104,7 @@ class Database:
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         return await self._executor().execute_rows(named, **params)
 
-    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int:
+    async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int:
         return await self._executor().copy(named, rows)
 
     @asynccontextmanager

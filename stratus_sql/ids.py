@@ -9,11 +9,12 @@ order they were made, even many per millisecond or when the wall clock steps bac
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 import uuid
 
-__all__ = ["uuid7"]
+__all__ = ["uuid7", "uuid7_batch"]
 
 _COUNTER_BITS = 42
 _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
@@ -52,3 +53,38 @@ def uuid7() -> uuid.UUID:
     rand_b = ((counter & ((1 << 30) - 1)) << 32) | int.from_bytes(os.urandom(4))
     value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     return uuid.UUID(int=value)
+
+
+def uuid7_batch(n: int) -> list[uuid.UUID]:
+    """`n` new UUIDv7s in increasing order: `uuid7()` n times, at a fraction of the cost
+    (one lock, one clock read and one call for random bytes)."""
+    global _last_ms, _counter
+    if n <= 0:
+        return []
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > _last_ms:
+            _last_ms, _counter = now_ms, _seed() - 1
+        if _counter + n > _COUNTER_MAX:  # rare: start the batch on the next millisecond
+            _last_ms, _counter = _last_ms + 1, _seed() - 1
+        ms, first = _last_ms, _counter + 1
+        _counter += n
+    base = (ms << 80) | (0x7 << 76) | (0b10 << 62)
+    low = (1 << 30) - 1
+    noise = struct.unpack(f">{n}I", os.urandom(4 * n))
+    return [
+        _uuid(base | ((c >> 30) << 64) | ((c & low) << 32) | r)
+        for c, r in zip(range(first, first + n), noise, strict=True)
+    ]
+
+
+def _uuid(value: int) -> uuid.UUID:
+    # UUID(int=...) re-checks a value built right here; set its two slots directly, as
+    # UUID.__setstate__ does when unpickling.
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", _UNKNOWN)
+    return made
+
+
+_UNKNOWN = uuid.SafeUUID.unknown

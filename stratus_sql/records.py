@@ -20,7 +20,6 @@ from pydantic import (
     JsonValue,
     SkipValidation,
     StringConstraints,
-    field_validator,
 )
 
 __all__ = [
@@ -198,6 +197,17 @@ class Metric(Record):
 
 Rate = Annotated[float, Field(strict=True, ge=0, le=1)]
 Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+# A short label (e.g. "1h"): no control characters, checked by pydantic-core's own regex.
+Periodo = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        strip_whitespace=True,
+        min_length=1,
+        max_length=16,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+]
 
 
 class MetricSample(BaseModel):
@@ -215,19 +225,7 @@ class MetricSample(BaseModel):
     memory_usage_mb: Amount
     error_rate: Rate
     timestamp: Annotated[AwareDatetime, Field(strict=True)] | None = None
-    periodo: (
-        Annotated[
-            str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=16)
-        ]
-        | None
-    ) = None
-
-    @field_validator("periodo")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and ("\x00" in value or not value.isprintable()):
-            raise ValueError("must be printable text")
-        return value
+    periodo: Periodo | None = None
 
 
 class MetricBucket(Record):

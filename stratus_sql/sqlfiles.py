@@ -85,6 +85,7 @@ class Statement:
     where: str = ""
     copy_table: str | None = None
     copy_columns: tuple[str, ...] = ()
+    copy_text: str = ""  # with `?` for each parameter, for sqlite3's executemany of tuples
 
     def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The arguments in `$n` order; every parameter must be given, and nothing else."""
@@ -152,6 +153,11 @@ def load_queries(module: str) -> Queries:
         if set(parsed[dialect]) != names:
             diff = sorted(names.symmetric_difference(parsed[dialect]))
             raise QueryFileError(f"{module}.sql: dialects disagree on statements {diff}")
+        for name in names:
+            first, other = parsed[DIALECTS[0]][name], parsed[dialect][name]
+            if first.kind is Kind.COPY and first.params != other.params:
+                # :copy rows are positional: every dialect must take them in one order.
+                raise QueryFileError(f"{other.where}: {name} takes its parameters in another order")
     return Queries(
         module,
         {n: NamedStatement(n, {d: parsed[d][n] for d in DIALECTS}) for n in sorted(names)},
@@ -220,6 +226,7 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
     return Statement(
         copy_table=copy_table,
         copy_columns=copy_columns,
+        copy_text=compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip() if copy_table else "",
         name=name,
         kind=kind,
         dialect=dialect,
@@ -270,6 +277,7 @@ def compile_sql(
         "postgres": lambda name, n: f"${n}",
         "sqlite": lambda name, n: f":{name}",
         "null": lambda name, n: "NULL",
+        "qmark": lambda name, n: "?",
     }
     placeholder = placeholders[dialect]
     where = (filename, first_line)

@@ -14,7 +14,7 @@ Three rules hold on both backends alike:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -85,7 +85,7 @@ class Transaction:
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         return await self._run(lambda e: e.execute_rows(named, **params))
 
-    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int:
+    async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int:
         return await self._run(lambda e: e.copy(named, rows))
 
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]:

@@ -64,3 +64,29 @@ def test_a_forked_child_starts_its_own_sequence() -> None:
     last_ms, counter, child_id = os.read(read, 200).decode().split()
     assert (int(last_ms), int(counter)) == (0, 0)  # forgotten at the fork
     assert uuid.UUID(child_id) != parent
+
+
+def test_a_batch_is_a_run_of_increasing_ids() -> None:
+    before = uuid7()
+    batch = ids.uuid7_batch(10_000)
+    after = uuid7()
+    assert batch == sorted(batch)
+    assert len(set(batch)) == len(batch)
+    assert before < batch[0]
+    assert batch[-1] < after
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in batch)
+    assert uuid.UUID(str(batch[0])) == batch[0]
+    assert ids.uuid7_batch(0) == []
+
+
+def test_a_batch_that_would_overflow_the_counter_starts_on_the_next_millisecond(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    first = uuid7()
+    ms = first.int >> 80
+    monkeypatch.setattr(ids.time, "time_ns", lambda: ms * 1_000_000)
+    monkeypatch.setattr(ids, "_counter", ids._COUNTER_MAX - 5)
+    batch = ids.uuid7_batch(100)
+    assert batch == sorted(batch)
+    assert batch[0] > first
+    assert {u.int >> 80 for u in batch} == {ms + 1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import ipaddress
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
@@ -104,7 +104,7 @@ class Executor(Protocol):
 
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int: ...
 
-    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int: ...
+    async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int: ...
 
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[Executor]: ...
 
@@ -150,12 +150,15 @@ class BaseExecutor(abc.ABC):
         """Run an `:execrows` statement: the number of rows it changed."""
         return await self._execute(self._statement(named, Kind.EXECROWS), params)
 
-    async def copy(self, named: NamedStatement, rows: Sequence[Mapping[str, Any]], /) -> int:
-        """Bulk-load `rows` (each a mapping of the statement's parameters) with a `:copy`
-        statement, all or nothing; returns the number of rows stored."""
+    async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int:
+        """Bulk-load `rows` with a `:copy` statement, all or nothing; each row holds the
+        values of the statement's parameters in their order (`Statement.params`, the same in
+        both dialects). Returns the number of rows stored."""
         stmt = self._statement(named, Kind.COPY)
-        for row in rows:
-            stmt.named(row)  # every parameter given, and nothing else
+        width = len(stmt.params)
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise UsageError(f"{stmt.name}: row {i} has {len(row)} values, not {width}")
         return await self._copy(stmt, rows) if rows else 0
 
     @abc.abstractmethod
@@ -223,4 +226,4 @@ class BaseExecutor(abc.ABC):
     async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int: ...
 
     @abc.abstractmethod
-    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int: ...
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int: ...

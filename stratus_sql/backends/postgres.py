@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -70,15 +70,14 @@ class _PostgresExecutor(BaseExecutor):
             with translate():
                 return await conn.fetchval(stmt.text, *_args(stmt, params))
 
-    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int:
         # Binary COPY: one round trip for the whole batch, all or nothing.
-        records = [tuple(row[p] for p in stmt.params) for row in rows]
         async with self._connection() as conn:
             with translate():
                 await conn.copy_records_to_table(
-                    stmt.copy_table or "", records=records, columns=list(stmt.copy_columns)
+                    stmt.copy_table or "", records=rows, columns=list(stmt.copy_columns)
                 )
-        return len(records)
+        return len(rows)
 
     async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int:
         async with self._connection() as conn:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -137,7 +137,7 @@ class _SqliteExecutor(BaseExecutor):
         return max((await self._on_connection(stmt, params))[1], 0)
 
     @abc.abstractmethod
-    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int: ...
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int: ...
 
     @abc.abstractmethod
     async def _on_connection(
@@ -159,7 +159,7 @@ class _SqliteTransaction(_SqliteExecutor):
     ) -> tuple[Sequence[Row], int]:
         return await self._run(self._conn, stmt, params)
 
-    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int:
         return await _executemany(self._conn, stmt, rows)
 
     @asynccontextmanager
@@ -252,7 +252,7 @@ class SqliteBackend(_SqliteExecutor):
             self._clocks[self._writer].tick()
             return await self._run(self._writer, stmt, params)
 
-    async def _copy(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int:
         """All rows in one transaction: one executemany between BEGIN IMMEDIATE and COMMIT."""
         async with self._write_lock():
             self._clocks[self._writer].tick()
@@ -302,11 +302,11 @@ class SqliteBackend(_SqliteExecutor):
 
 
 async def _executemany(
-    conn: aiosqlite.Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]]
+    conn: aiosqlite.Connection, stmt: Statement, rows: Sequence[Sequence[Any]]
 ) -> int:
     with translate():
-        args = [{k: _param(v) for k, v in row.items()} for row in rows]
-        await conn.executemany(stmt.text, args)
+        args = [[_param(v) for v in row] for row in rows]
+        await conn.executemany(stmt.copy_text, args)
     return len(args)
 
 
