@@ -26,6 +26,7 @@ demo:
 bench:
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/queries.py
+	$(BIN)/python bench/metrics.py
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache stratus.db stratus.db-wal stratus.db-shm
