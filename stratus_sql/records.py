@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +23,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "AuditEntry",
+    "AuditSeal",
     "Conversation",
     "ConversationStatus",
     "Dashboard",
@@ -241,6 +243,35 @@ class MetricBucket(Record):
     error_rate: float | None
     processing_time_p95_ms: float | None
     error_rate_max: float | None
+
+
+class AuditEntry(Record):
+    """One change recorded by the audit triggers: who (`user_id`, `ip_address`,
+    `user_agent`), what (`action` on `table_name` row `record_id`) and how (`old_values`,
+    `new_values`: whole rows for INSERT and DELETE, the changed columns for UPDATE)."""
+
+    audit_id: int
+    user_id: UUID | None
+    action: str
+    table_name: str
+    record_id: UUID | None
+    old_values: JsonObject | None
+    new_values: JsonObject | None
+    timestamp: datetime
+    ip_address: str | None
+    user_agent: str | None
+
+
+class AuditSeal(Record):
+    """One link of the audit hash chain: the rows it covers and their SHA-256 digests."""
+
+    seal_id: int
+    first_audit_id: int
+    last_audit_id: int
+    row_digests: Annotated[list[Any], SkipValidation]  # [[audit_id, sha256 hex], ...]
+    previous_digest: str | None
+    digest: str
+    sealed_at: datetime
 
 
 T = TypeVar("T")

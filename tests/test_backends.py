@@ -186,8 +186,8 @@ async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
                 )
                 return tuple(v or None for v in row)
             cursor = await conn.execute(
-                "SELECT stratus_actor('user_id'), stratus_actor('ip_address'),"
-                " stratus_actor('user_agent')"
+                "SELECT stratus_get('actor_user_id'), stratus_get('actor_ip'),"
+                " stratus_get('actor_user_agent')"
             )
             return tuple(await cursor.fetchone())
 

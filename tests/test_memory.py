@@ -371,7 +371,10 @@ async def age_entry(database_url: str, memory_id: uuid.UUID, days: int) -> None:
     else:
         import sqlite3
 
+        from stratus_sql.backends.sqlite import install_functions
+
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as raw:
+            install_functions(raw)
             raw.execute(
                 "UPDATE memory_entries SET updated_at = ? WHERE memory_id = ?",
                 [when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), str(memory_id)],

@@ -90,8 +90,8 @@ CREATE TABLE audit_log (
         CHECK (length(action) BETWEEN 1 AND 20 AND action NOT GLOB '*[^A-Z_]*'),
     table_name  TEXT NOT NULL CHECK (length(table_name) BETWEEN 1 AND 63),
     record_id   TEXT CHECK (length(record_id) = 36),
-    old_values  TEXT CHECK (json_valid(old_values)),
-    new_values  TEXT CHECK (json_valid(new_values)),
+    old_values  TEXT CHECK (old_values IS NULL OR json_valid(old_values)),
+    new_values  TEXT CHECK (new_values IS NULL OR json_valid(new_values)),
     "timestamp" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
     ip_address  TEXT CHECK (length(ip_address) BETWEEN 2 AND 45),
     user_agent  TEXT CHECK (length(user_agent) <= 1000)

@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -73,13 +73,15 @@ class Actor:
 
 
 def field_types(record: type[BaseModel]) -> list[tuple[str, Any]]:
-    """(name, type) of each field, with `X | None` unwrapped to X."""
+    """(name, type) of each field, with `X | None` and `Annotated[X, ...]` unwrapped to X."""
     out = []
     for name, info in record.model_fields.items():
         tp = info.annotation
         if get_origin(tp) in (Union, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
             tp = args[0] if len(args) == 1 else tp
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
         out.append((name, tp))
     return out
 

@@ -43,10 +43,9 @@ from stratus_sql.errors import (
 )
 from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
 
-__all__ = ["SqliteBackend", "format_timestamp", "translate"]
+__all__ = ["SqliteBackend", "format_timestamp", "install_functions", "translate"]
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_ACTOR_FIELDS = ("user_id", "ip_address", "user_agent")
 
 
 def format_timestamp(value: datetime) -> str:
@@ -59,6 +58,14 @@ def format_timestamp(value: datetime) -> str:
         raise InvalidInput(f"datetime out of range once in UTC: {value.isoformat()}") from None
     # isoformat pads the year to four digits (strftime's %Y does not below 1000).
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def install_functions(conn: sqlite3.Connection) -> None:
+    """Give a plain sqlite3 connection the SQL functions the schema's triggers call
+    (`now_utc()`, `stratus_get(name)`), so it can write to a stratus_sql file: audit rows
+    it causes then carry no actor."""
+    conn.create_function("now_utc", 0, lambda: format_timestamp(datetime.now(UTC)))
+    conn.create_function("stratus_get", 1, lambda name: None)
 
 
 class _Clock:
@@ -182,7 +189,9 @@ class SqliteBackend(_SqliteExecutor):
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_count = 0
         self._all_readers: list[aiosqlite.Connection] = []
-        self._actor: Actor | None = None
+        # What Postgres keeps in transaction-local `stratus.*` settings: the actor and flags
+        # such as audit_redaction. Writes are serialized, so one slot serves every transaction.
+        self._settings: dict[str, str] = {}
         self._clocks: dict[aiosqlite.Connection, _Clock] = {}
 
     @classmethod
@@ -193,14 +202,14 @@ class SqliteBackend(_SqliteExecutor):
         clock = _Clock()
         backend = cls(path, settings, await _connect(path, settings, clock, readonly=False))
         backend._clocks[backend._writer] = clock
-        await backend._writer.create_function("stratus_actor", 1, backend._actor_field)
+        await backend._writer.create_function("stratus_get", 1, backend._settings.get)
+        await backend._writer.create_function("stratus_set", 2, backend._set)
         return backend
 
-    def _actor_field(self, field: str) -> str | None:
-        if self._actor is None or field not in _ACTOR_FIELDS:
-            return None
-        value = getattr(self._actor, field)
-        return None if value is None else str(value)
+    def _set(self, name: str, value: str) -> str:
+        """`stratus_set(name, value)`, for the rest of the current transaction."""
+        self._settings[name] = value
+        return value
 
     async def describe(self, stmt: Statement) -> list[str]:
         """Compile `stmt` (EXPLAIN, nothing runs); the names of its result columns.
@@ -292,13 +301,15 @@ class SqliteBackend(_SqliteExecutor):
     @asynccontextmanager
     async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
         async with self._write_lock():
-            self._actor = actor
+            self._settings.clear()
+            if actor is not None:
+                self._settings.update(_actor_settings(actor))
             self._clocks[self._writer].tick()
             try:
                 async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
                     yield _SqliteTransaction(self._writer)
             finally:
-                self._actor = None
+                self._settings.clear()
 
 
 async def _executemany(
@@ -357,6 +368,15 @@ async def _connect(
     return conn
 
 
+def _actor_settings(actor: Actor) -> dict[str, str]:
+    fields = {
+        "actor_user_id": actor.user_id,
+        "actor_ip": actor.ip_address,
+        "actor_user_agent": actor.user_agent,
+    }
+    return {name: str(value) for name, value in fields.items() if value is not None}
+
+
 async def _unique_index_name(conn: aiosqlite.Connection, failed: str | None) -> str | None:
     """The name of the unique index behind SQLite's "UNIQUE constraint failed: t.a, t.b".
 
@@ -405,6 +425,8 @@ def _sqlite_error(exc: sqlite3.Error) -> StratusError:
     if code in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
         constraint = message.split("failed: ", 1)[-1] if "failed: " in message else None
         return AlreadyExists(f"already exists: {message}", constraint=constraint)
+    if code == "SQLITE_CONSTRAINT_TRIGGER":  # RAISE(ABORT, ...): a trigger's own refusal
+        return DatabaseError(f"refused by the database: {message}")
     if code == "SQLITE_CONSTRAINT_FOREIGNKEY":
         return NotFound("a referenced row does not exist (FOREIGN KEY)")
     if code.startswith("SQLITE_CONSTRAINT") or code in ("SQLITE_TOOBIG", "SQLITE_MISMATCH"):

@@ -1,0 +1,17 @@
+DROP TRIGGER audit_seals_no_delete;
+DROP TRIGGER audit_seals_no_update;
+DROP TRIGGER audit_log_no_delete;
+DROP TRIGGER audit_log_no_update;
+DROP TABLE audit_seals;
+DROP TRIGGER users_audit_update;
+DROP TRIGGER users_audit_delete;
+DROP TRIGGER users_audit_insert;
+DROP TRIGGER conversations_audit_update;
+DROP TRIGGER conversations_audit_delete;
+DROP TRIGGER conversations_audit_insert;
+DROP TRIGGER memory_entries_audit_update;
+DROP TRIGGER memory_entries_audit_delete;
+DROP TRIGGER memory_entries_audit_insert;
+DROP TRIGGER dashboards_audit_update;
+DROP TRIGGER dashboards_audit_delete;
+DROP TRIGGER dashboards_audit_insert;

@@ -1,0 +1,51 @@
+-- name: list_audit :many -> AuditEntry
+-- Audit rows, newest first, filtered by table, record, actor and time; before an id.
+SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
+       ip_address, user_agent
+FROM audit_log
+WHERE (:table_name IS NULL OR table_name = :table_name)
+  AND (:record_id IS NULL OR record_id = :record_id)
+  AND (:user_id IS NULL OR user_id = :user_id)
+  AND (:since IS NULL OR "timestamp" >= :since)
+  AND (:before_id IS NULL OR audit_id < :before_id)
+ORDER BY audit_id DESC
+LIMIT :limit;
+
+-- name: audit_rows_after :many -> AuditEntry
+-- Audit rows after an id, oldest first, written before :cutoff (to be sealed).
+SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
+       ip_address, user_agent
+FROM audit_log
+WHERE audit_id > :after_id
+  AND "timestamp" < :cutoff
+ORDER BY audit_id
+LIMIT :limit;
+
+-- name: audit_rows_between :many -> AuditEntry
+-- Audit rows from one id to another, oldest first (to verify a seal).
+SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
+       ip_address, user_agent
+FROM audit_log
+WHERE audit_id BETWEEN :first_id AND :last_id
+ORDER BY audit_id;
+
+-- name: last_seal :one -> AuditSeal
+-- The newest seal of the audit chain.
+SELECT seal_id, first_audit_id, last_audit_id, row_digests, previous_digest, digest, sealed_at
+FROM audit_seals
+ORDER BY seal_id DESC
+LIMIT 1;
+
+-- name: list_seals :many -> AuditSeal
+-- Every seal from an id on, oldest first.
+SELECT seal_id, first_audit_id, last_audit_id, row_digests, previous_digest, digest, sealed_at
+FROM audit_seals
+WHERE seal_id >= :from_seal_id
+ORDER BY seal_id;
+
+-- name: add_seal :one -> AuditSeal
+-- Append a seal to the chain.
+INSERT INTO audit_seals (first_audit_id, last_audit_id, row_digests, previous_digest, digest)
+VALUES (:first_audit_id, :last_audit_id, :row_digests, :previous_digest, :digest)
+RETURNING seal_id, first_audit_id, last_audit_id, row_digests, previous_digest, digest,
+          sealed_at;

@@ -1,0 +1,184 @@
+"""The audit trail: reading it, and its tamper evidence.
+
+Database triggers write `audit_log` (see the README); this module reads it and keeps a hash
+chain over it. `seal` hashes the rows not yet sealed, in id order, into a new link of the
+chain: each row's SHA-256 over its canonical JSON, and a link digest over the previous link's
+digest and those row digests. `verify` recomputes everything and names the first row that
+was altered, inserted into a sealed range, or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+import orjson
+from pydantic import Field
+
+from stratus_sql.backends.base import Executor, Json
+from stratus_sql.errors import InvalidInput
+from stratus_sql.queries._input import Input, uuid_arg, validate
+from stratus_sql.records import AuditEntry, AuditSeal
+from stratus_sql.sqlfiles import load_queries
+
+__all__ = ["AUDITED_TABLES", "Verification", "list_audit", "row_digest", "seal", "verify"]
+
+STATEMENTS = load_queries("audit")
+
+AUDITED_TABLES = ("users", "conversations", "memory_entries", "dashboards")
+SEAL_BATCH = 10_000
+# Rows younger than this are left for the next seal: a transaction still open may yet
+# commit a row with a smaller id, which would otherwise look inserted into a sealed range.
+SEAL_GRACE = timedelta(seconds=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What `verify` found: `ok`, or the first problem, the row and the seal it concerns."""
+
+    ok: bool
+    rows_checked: int
+    seals_checked: int
+    problem: str | None = None
+    audit_id: int | None = None
+    seal_id: int | None = None
+
+
+class _Filters(Input):
+    table_name: Annotated[str, Field(strict=True, min_length=1, max_length=63)] | None
+    limit: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    before: Annotated[int, Field(strict=True, ge=1)] | None
+
+
+async def list_audit(
+    db: Executor,
+    *,
+    table_name: str | None = None,
+    record_id: UUID | str | None = None,
+    user_id: UUID | str | None = None,
+    since: datetime | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Audit rows, newest first: of one table, one record, one actor (`user_id`), from
+    `since` on. For the next page pass the last row's `audit_id` as `before`."""
+    filters = validate(_Filters, table_name=table_name, limit=limit, before=before)
+    if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+        raise InvalidInput("since: expected a timezone-aware datetime")
+    return await db.fetch_many(
+        AuditEntry,
+        STATEMENTS.list_audit,
+        table_name=filters.table_name,
+        record_id=None if record_id is None else uuid_arg(record_id, "record_id"),
+        user_id=None if user_id is None else uuid_arg(user_id, "user_id"),
+        since=since,
+        before_id=filters.before,
+        limit=filters.limit,
+    )
+
+
+def row_digest(entry: AuditEntry) -> str:
+    """SHA-256 of a row's canonical JSON (sorted keys, UTC timestamps with microseconds)."""
+    document = {
+        "audit_id": entry.audit_id,
+        "user_id": None if entry.user_id is None else str(entry.user_id),
+        "action": entry.action,
+        "table_name": entry.table_name,
+        "record_id": None if entry.record_id is None else str(entry.record_id),
+        "old_values": entry.old_values,
+        "new_values": entry.new_values,
+        "timestamp": entry.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
+        "ip_address": entry.ip_address,
+        "user_agent": entry.user_agent,
+    }
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _link_digest(previous: str | None, digests: list[str]) -> str:
+    chain = hashlib.sha256((previous or "").encode())
+    for digest in digests:
+        chain.update(digest.encode())
+    return chain.hexdigest()
+
+
+async def seal(db: Executor, *, now: datetime | None = None) -> int:
+    """Seal every row written more than a moment ago and not sealed yet; returns how many.
+
+    Reading the rows takes no lock, so writers are never held up; each new link is
+    appended in its own short transaction.
+    """
+    cutoff = (now or datetime.now(UTC)) - SEAL_GRACE
+    sealed = 0
+    while True:
+        async with db.transaction() as tx:
+            last = await tx.fetch_one(AuditSeal, STATEMENTS.last_seal)
+            rows = await tx.fetch_many(
+                AuditEntry,
+                STATEMENTS.audit_rows_after,
+                after_id=0 if last is None else last.last_audit_id,
+                cutoff=cutoff,
+                limit=SEAL_BATCH,
+            )
+            if not rows:
+                return sealed
+            digests = [row_digest(row) for row in rows]
+            previous = None if last is None else last.digest
+            await tx.fetch_one(
+                AuditSeal,
+                STATEMENTS.add_seal,
+                first_audit_id=rows[0].audit_id,
+                last_audit_id=rows[-1].audit_id,
+                row_digests=Json([[r.audit_id, d] for r, d in zip(rows, digests, strict=True)]),
+                previous_digest=previous,
+                digest=_link_digest(previous, digests),
+            )
+        sealed += len(rows)
+
+
+async def verify(db: Executor) -> Verification:
+    """Recompute the whole chain; `ok` is False at the first row altered, inserted into a
+    sealed range or missing, or at the first link that does not follow from the one
+    before."""
+    seals = await db.fetch_many(AuditSeal, STATEMENTS.list_seals, from_seal_id=0)
+    previous: str | None = None
+    rows_checked = 0
+    for count, link in enumerate(seals, start=1):
+        problem = await _check_link(db, link, previous)
+        if problem is not None:
+            what, audit_id = problem
+            return Verification(False, rows_checked, count, what, audit_id, link.seal_id)
+        rows_checked += len(link.row_digests)
+        previous = link.digest
+    return Verification(True, rows_checked, len(seals))
+
+
+async def _check_link(
+    db: Executor, link: AuditSeal, previous: str | None
+) -> tuple[str, int | None] | None:
+    expected: dict[int, str] = {}
+    try:
+        for audit_id, digest in link.row_digests:
+            expected[int(audit_id)] = str(digest)
+    except (TypeError, ValueError):
+        return "the seal's row list is damaged", None
+    rows = await db.fetch_many(
+        AuditEntry,
+        STATEMENTS.audit_rows_between,
+        first_id=link.first_audit_id,
+        last_id=link.last_audit_id,
+    )
+    found = {row.audit_id: row for row in rows}
+    for audit_id in sorted(set(expected) | set(found)):
+        if audit_id not in found:
+            return "missing: a sealed row is gone", audit_id
+        if audit_id not in expected:
+            return "inserted: a row appeared inside a sealed range", audit_id
+        if row_digest(found[audit_id]) != expected[audit_id]:
+            return "altered: a sealed row changed", audit_id
+    digests = [expected[i] for i in sorted(expected)]
+    if link.previous_digest != previous or link.digest != _link_digest(previous, digests):
+        return "the chain is broken at this seal", None
+    return None
