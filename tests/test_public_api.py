@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stratus_sql
 from stratus_sql import errors
-from stratus_sql.queries import conversations, dashboards, memory, metrics, users
+from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
 
 PUBLIC = {
     "Actor",
@@ -39,6 +39,8 @@ def test_package_exports_exactly_the_documented_names() -> None:
 def test_users_module_exports_its_query_functions() -> None:
     assert set(users.__all__) == {
         "create_user",
+        "erase_user",
+        "export_user_data",
         "get_user",
         "get_user_by_email",
         "list_users",
@@ -67,6 +69,7 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "list_archived_messages",
         "list_conversations",
         "list_messages",
+        "purge_conversations",
         "usage_stats",
     }
     assert set(memory.__all__) == {
@@ -90,6 +93,15 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "record_metric",
         "record_metrics",
     }
-    for module in (conversations, dashboards, memory, metrics, users):
+    assert set(audit.__all__) == {
+        "AUDITED_TABLES",
+        "Verification",
+        "list_audit",
+        "reseal",
+        "row_digest",
+        "seal",
+        "verify",
+    }
+    for module in (audit, conversations, dashboards, memory, metrics, users):
         for name in module.__all__:
-            assert name == "PERIODS" or callable(getattr(module, name))
+            assert name in ("PERIODS", "AUDITED_TABLES") or callable(getattr(module, name))

@@ -170,3 +170,13 @@ FROM days
 LEFT JOIN started ON started.day = days.day
 LEFT JOIN activity ON activity.day = days.day
 ORDER BY days.day;
+
+-- name: purge_conversations :execrows
+-- Delete up to :batch_size conversations untouched for :days days (messages go with them).
+DELETE FROM conversations
+WHERE conversation_id IN (
+    SELECT conversation_id
+    FROM conversations
+    WHERE updated_at < now() - make_interval(days => :days)
+    LIMIT :batch_size
+);

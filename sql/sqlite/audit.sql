@@ -49,3 +49,11 @@ INSERT INTO audit_seals (first_audit_id, last_audit_id, row_digests, previous_di
 VALUES (:first_audit_id, :last_audit_id, :row_digests, :previous_digest, :digest)
 RETURNING seal_id, first_audit_id, last_audit_id, row_digests, previous_digest, digest,
           sealed_at;
+
+-- name: rewrite_seal :execrows
+-- Store a seal recomputed after a redaction (which alone may rewrite seals).
+UPDATE audit_seals
+SET row_digests = :row_digests,
+    previous_digest = :previous_digest,
+    digest = :digest
+WHERE seal_id = :seal_id;

@@ -193,3 +193,13 @@ LEFT JOIN started ON started.day = days.day
 LEFT JOIN activity ON activity.day = days.day
 LEFT JOIN p95 ON p95.day = days.day
 ORDER BY days.day;
+
+-- name: purge_conversations :execrows
+-- Delete up to :batch_size conversations untouched for :days days (messages go with them).
+DELETE FROM conversations
+WHERE conversation_id IN (
+    SELECT conversation_id
+    FROM conversations
+    WHERE updated_at < strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', '-' || :days || ' days')
+    LIMIT :batch_size
+);

@@ -1,4 +1,5 @@
-"""The `stratus-sql` command: migrate, rollback, status, check and seed.
+"""The `stratus-sql` command: migrate, rollback, status, check, seed, export-user, purge
+and audit.
 
 Every command works on `--url`, else DATABASE_URL, else the embedded ./stratus.db. Errors
 print one line on stderr and exit 1; no traceback.
@@ -9,16 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
 
 from stratus_sql.check import check_statements
 from stratus_sql.cli.seed import SeedReport, progress_bar, seed
 from stratus_sql.config import Settings
-from stratus_sql.database import connect
+from stratus_sql.database import Database, connect
 from stratus_sql.errors import StratusError, UsageError
 from stratus_sql.migrations import apply_migrations, migration_status, rollback_migrations
+from stratus_sql.queries import audit, conversations, memory, users
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     seeding.add_argument("--samples", type=int, default=720, help="how many (default 720)")
     seeding.add_argument("--users", type=int, default=1, help="over how many users (default 1)")
+    export = commands.add_parser("export-user", help="everything stored about a person, as JSON")
+    export.add_argument("user_id")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    purge = commands.add_parser("purge", help="delete old conversations and expired memories")
+    purge.add_argument("--conversations-older-than", type=int, required=True, metavar="DAYS")
+    trail = commands.add_parser("audit", help="seal or verify the audit trail's hash chain")
+    trail.add_argument("action", choices=["seal", "verify"])
     return parser
 
 
@@ -75,7 +90,44 @@ def _run(args: argparse.Namespace, url: str) -> int:
             f"seeded {report.samples:,} samples over {report.users} user(s); "
             f'admin {report.admin.email}, dashboard "{report.dashboard.name}"'
         )
+    elif args.command == "export-user":
+        data = asyncio.run(_with_db(url, lambda db: users.export_user_data(db, args.user_id)))
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+        if args.output:
+            Path(args.output).write_text(text + "\n", "utf-8")
+            print(f"wrote {args.output}")
+        else:
+            print(text)
+    elif args.command == "purge":
+        days = args.conversations_older_than
+        chats = asyncio.run(
+            _with_db(url, lambda db: conversations.purge_conversations(db, older_than_days=days))
+        )
+        expired = asyncio.run(_with_db(url, memory.purge_expired))
+        print(f"deleted {chats} conversation(s) older than {days} days, {expired} expired memories")
+    elif args.command == "audit":
+        return _audit(url, args.action)
     return 0
+
+
+def _audit(url: str, action: str) -> int:
+    if action == "seal":
+        print(f"sealed {asyncio.run(_with_db(url, audit.seal))} audit rows")
+        return 0
+    report = asyncio.run(_with_db(url, audit.verify))
+    if report.ok:
+        print(f"audit chain intact: {report.rows_checked} rows in {report.seals_checked} seals")
+        return 0
+    print(
+        f"audit chain broken at seal {report.seal_id}, row {report.audit_id}: {report.problem}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def _with_db(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    async with await connect(url) as db:
+        return await work(db)
 
 
 async def _seed(url: str, samples: int, users: int) -> SeedReport:

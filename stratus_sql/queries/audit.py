@@ -24,7 +24,15 @@ from stratus_sql.queries._input import Input, uuid_arg, validate
 from stratus_sql.records import AuditEntry, AuditSeal
 from stratus_sql.sqlfiles import load_queries
 
-__all__ = ["AUDITED_TABLES", "Verification", "list_audit", "row_digest", "seal", "verify"]
+__all__ = [
+    "AUDITED_TABLES",
+    "Verification",
+    "list_audit",
+    "reseal",
+    "row_digest",
+    "seal",
+    "verify",
+]
 
 STATEMENTS = load_queries("audit")
 
@@ -136,6 +144,37 @@ async def seal(db: Executor, *, now: datetime | None = None) -> int:
                 digest=_link_digest(previous, digests),
             )
         sealed += len(rows)
+
+
+async def reseal(db: Executor, *, from_audit_id: int) -> int:
+    """Recompute every seal from the one holding `from_audit_id` on, after rows it covers
+    were redacted; returns how many seals were rewritten. Only a transaction that allowed
+    audit redaction may do this (the erasure's)."""
+    seals = await db.fetch_many(AuditSeal, STATEMENTS.list_seals, from_seal_id=0)
+    previous: str | None = None
+    rewritten = 0
+    for link in seals:
+        if link.last_audit_id < from_audit_id:
+            previous = link.digest
+            continue
+        rows = await db.fetch_many(
+            AuditEntry,
+            STATEMENTS.audit_rows_between,
+            first_id=link.first_audit_id,
+            last_id=link.last_audit_id,
+        )
+        digests = [row_digest(row) for row in rows]
+        digest = _link_digest(previous, digests)
+        await db.execute_rows(
+            STATEMENTS.rewrite_seal,
+            seal_id=link.seal_id,
+            row_digests=Json([[r.audit_id, d] for r, d in zip(rows, digests, strict=True)]),
+            previous_digest=previous,
+            digest=digest,
+        )
+        previous = digest
+        rewritten += 1
+    return rewritten
 
 
 async def verify(db: Executor) -> Verification:

@@ -48,6 +48,7 @@ __all__ = [
     "list_archived_messages",
     "list_conversations",
     "list_messages",
+    "purge_conversations",
     "usage_stats",
 ]
 
@@ -263,6 +264,26 @@ async def usage_stats(
     return await db.fetch_many(
         UsageDay, STATEMENTS.usage_stats, user_id=uid, since=span.since, until=span.until
     )
+
+
+async def purge_conversations(db: Executor, *, older_than_days: int, batch_size: int = 1000) -> int:
+    """Delete every conversation not updated for `older_than_days` days, with its messages,
+    `batch_size` at a time (each batch its own short transaction outside
+    `db.transaction()`); each deletion is recorded in the audit trail. Returns the count."""
+    for name, value, low in (
+        ("older_than_days", older_than_days, 0),
+        ("batch_size", batch_size, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidInput(f"{name}: expected an integer >= {low}, got {value!r:.30}")
+    total = 0
+    while True:
+        removed = await db.execute_rows(
+            STATEMENTS.purge_conversations, days=older_than_days, batch_size=batch_size
+        )
+        total += removed
+        if removed < batch_size:
+            return total
 
 
 async def _change(db: Executor, named: NamedStatement, conversation_id: UUID | str) -> Conversation:

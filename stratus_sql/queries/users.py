@@ -32,6 +32,8 @@ from stratus_sql.sqlfiles import load_queries
 
 __all__ = [
     "create_user",
+    "erase_user",
+    "export_user_data",
     "get_user",
     "get_user_by_email",
     "list_users",
@@ -188,3 +190,7 @@ async def touch_last_active(db: Executor, user_id: UUID | str) -> None:
     uid = uuid_arg(user_id, "user_id")
     if await db.execute_rows(STATEMENTS.touch_last_active, user_id=uid) == 0:
         raise NotFound(f"no user {uid}")
+
+
+# LGPD rights live beside the other tables they reach; they are part of this module's API.
+from stratus_sql.queries.privacy import erase_user, export_user_data  # noqa: E402

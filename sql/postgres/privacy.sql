@@ -1,0 +1,115 @@
+-- name: user_conversations :many -> Conversation
+-- Every conversation of a user, whatever its status, oldest first.
+SELECT conversation_id, user_id, title, status, context, summary, message_count,
+       total_tokens, created_at, updated_at
+FROM conversations
+WHERE user_id = :user_id
+ORDER BY created_at, conversation_id;
+
+-- name: user_messages :many -> Message
+-- Every live message of a user's conversations, oldest first.
+SELECT message_id, conversation_id, user_id, agent_name, message_type, content, metadata,
+       tokens_used, response_time, created_at
+FROM messages
+WHERE conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
+ORDER BY created_at, message_id;
+
+-- name: user_archived_messages :many -> Message
+-- Every archived message of a user's conversations, oldest first.
+SELECT message_id, conversation_id, user_id, agent_name, message_type, content, metadata,
+       tokens_used, response_time, created_at
+FROM messages_archive
+WHERE conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
+ORDER BY created_at, message_id;
+
+-- name: user_memories :many -> MemoryEntry
+-- Every memory of a user, expired ones included.
+SELECT memory_id, user_id, memory_type, key, value, importance_score, access_count,
+       created_at, updated_at, last_accessed_at, expires_at
+FROM memory_entries
+WHERE user_id = :user_id
+ORDER BY created_at, memory_id;
+
+-- name: user_metrics :many -> Metric
+-- Every metric sample of a user, oldest first.
+SELECT metric_id, user_id, dashboard_id, ia_efficiency, model_accuracy, processing_time_ms,
+       memory_usage_mb, error_rate, "timestamp", periodo
+FROM metrics
+WHERE user_id = :user_id
+ORDER BY "timestamp", metric_id;
+
+-- name: audit_about_user :many -> AuditEntry
+-- Audit rows about a user: their actions, their profile, and rows of theirs.
+SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
+       host(ip_address) AS ip_address, user_agent
+FROM audit_log
+WHERE user_id = :user_id
+   OR record_id = :user_id
+   OR old_values ->> 'user_id' = :user_id::text
+   OR new_values ->> 'user_id' = :user_id::text
+ORDER BY audit_id;
+
+-- name: record_audit_event :exec
+-- Record an event on a user that no trigger sees (EXPORT, ERASE), with the actor.
+INSERT INTO audit_log (
+    user_id, action, table_name, record_id, new_values, "timestamp", ip_address, user_agent
+)
+VALUES (nullif(current_setting('stratus.actor_user_id', true), '')::uuid, :action, 'users', :user_id, :details, now(), nullif(current_setting('stratus.actor_ip', true), '')::inet, nullif(current_setting('stratus.actor_user_agent', true), ''));
+
+-- name: allow_audit_redaction :exec
+-- Let this transaction rewrite audit rows and seals (erasure only).
+SELECT set_config('stratus.audit_redaction', 'on', true);
+
+-- name: delete_user_metrics :execrows
+-- Delete a user's metric samples.
+DELETE FROM metrics
+WHERE user_id = :user_id;
+
+-- name: delete_user_dashboards :execrows
+-- Delete a user's dashboards.
+DELETE FROM dashboards
+WHERE user_id = :user_id;
+
+-- name: delete_user_memories :execrows
+-- Delete a user's memories.
+DELETE FROM memory_entries
+WHERE user_id = :user_id;
+
+-- name: delete_user_conversations :execrows
+-- Delete a user's conversations, and with them their messages, live and archived.
+DELETE FROM conversations
+WHERE user_id = :user_id;
+
+-- name: anonymize_user :execrows
+-- Replace a user's personal data; the row stays, so references to the id stay valid.
+UPDATE users
+SET name = 'Usuário removido',
+    email = 'erased.' || :user_id::text || '@erased.invalid',
+    licenses = '[]',
+    experience_level = NULL,
+    preferences = '{}'
+WHERE user_id = :user_id;
+
+-- name: redact_audit_about_user :execrows
+-- Blank the personal fields of the audit rows about a user, and the network details of
+-- those rows caused by them or by no known actor (a sign-up); another actor's (an
+-- administrator's) own details stay.
+UPDATE audit_log
+SET old_values = jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(
+           old_values, '{name}', '"[erased]"', false), '{email}', '"[erased]"', false),
+           '{licenses}', '"[erased]"', false), '{preferences}', '"[erased]"', false),
+           '{experience_level}', '"[erased]"', false), '{title}', '"[erased]"', false),
+           '{context}', '"[erased]"', false), '{summary}', '"[erased]"', false),
+           '{key}', '"[erased]"', false), '{value}', '"[erased]"', false),
+    new_values = jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(
+           new_values, '{name}', '"[erased]"', false), '{email}', '"[erased]"', false),
+           '{licenses}', '"[erased]"', false), '{preferences}', '"[erased]"', false),
+           '{experience_level}', '"[erased]"', false), '{title}', '"[erased]"', false),
+           '{context}', '"[erased]"', false), '{summary}', '"[erased]"', false),
+           '{key}', '"[erased]"', false), '{value}', '"[erased]"', false),
+    ip_address = CASE WHEN user_id IS NULL OR user_id = :user_id THEN NULL ELSE ip_address END,
+    user_agent = CASE WHEN user_id IS NULL OR user_id = :user_id THEN NULL ELSE user_agent END
+WHERE user_id = :user_id
+   OR record_id = :user_id
+   OR old_values ->> 'user_id' = :user_id::text
+   OR new_values ->> 'user_id' = :user_id::text;

@@ -1,0 +1,128 @@
+"""LGPD rights: everything stored about a person (export), and erasure.
+
+Re-exported by `queries.users` as `users.export_user_data` and `users.erase_user`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from stratus_sql.backends.base import Executor, Json
+from stratus_sql.errors import NotFound
+from stratus_sql.queries import audit
+from stratus_sql.queries._input import uuid_arg
+from stratus_sql.records import (
+    AuditEntry,
+    Conversation,
+    Dashboard,
+    MemoryEntry,
+    Message,
+    Metric,
+    User,
+)
+from stratus_sql.sqlfiles import load_queries
+
+__all__ = ["ERASED_NAME", "erase_user", "export_user_data", "is_erased"]
+
+STATEMENTS = load_queries("privacy")
+USERS = load_queries("users")
+DASHBOARDS = load_queries("dashboards")
+
+ERASED_NAME = "Usuário removido"
+
+
+def is_erased(user: User) -> bool:
+    """Whether the profile is what `erase_user` leaves behind."""
+    return user.email == f"erased.{user.user_id}@erased.invalid"
+
+
+async def _user(db: Executor, user_id: UUID | str) -> User:
+    uid = uuid_arg(user_id, "user_id")
+    user = await db.fetch_one(User, USERS.get_user, user_id=uid)
+    if user is None:
+        raise NotFound(f"no user {uid}")
+    return user
+
+
+async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
+    """Everything stored about a person, as JSON-ready data: the profile, conversations with
+    their messages (live and archived), memories (expired ones too), dashboards, metric
+    samples, and the audit rows about them. The export itself is recorded in the audit trail
+    (action EXPORT). NotFound if there is no such user."""
+    async with db.transaction() as tx:
+        user = await _user(tx, user_id)
+        uid = user.user_id
+        chats = await tx.fetch_many(Conversation, STATEMENTS.user_conversations, user_id=uid)
+        live = await tx.fetch_many(Message, STATEMENTS.user_messages, user_id=uid)
+        archived = await tx.fetch_many(Message, STATEMENTS.user_archived_messages, user_id=uid)
+        memories = await tx.fetch_many(MemoryEntry, STATEMENTS.user_memories, user_id=uid)
+        boards = await tx.fetch_many(Dashboard, DASHBOARDS.list_dashboards, user_id=uid)
+        samples = await tx.fetch_many(Metric, STATEMENTS.user_metrics, user_id=uid)
+        trail = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
+        await tx.execute(
+            STATEMENTS.record_audit_event,
+            action="EXPORT",
+            user_id=uid,
+            details=Json({"conversations": len(chats), "memories": len(memories)}),
+        )
+
+    def by_conversation(messages: list[Message], conversation_id: UUID) -> list[Any]:
+        return [_json(m) for m in messages if m.conversation_id == conversation_id]
+
+    return {
+        "user": _json(user),
+        "conversations": [
+            {
+                **_json(chat),
+                "messages": by_conversation(live, chat.conversation_id),
+                "archived_messages": by_conversation(archived, chat.conversation_id),
+            }
+            for chat in chats
+        ],
+        "memories": [_json(m) for m in memories],
+        "dashboards": [_json(b) for b in boards],
+        "metrics": [_json(s) for s in samples],
+        "audit": [_json(a) for a in trail],
+    }
+
+
+async def erase_user(db: Executor, user_id: UUID | str) -> bool:
+    """Erase a person: delete their conversations (and messages), memories, dashboards and
+    metric samples; replace the profile's personal data (the row stays, anonymized); blank
+    the personal fields of every earlier audit row about them; record one ERASE audit entry;
+    and reseal the audit chain over the rows it redacted, so `audit.verify` still passes.
+
+    Returns True when it erased, False when the user was already erased (a no-op).
+    NotFound if there is no such user.
+    """
+    async with db.transaction() as tx:
+        user = await _user(tx, user_id)
+        if is_erased(user):
+            return False
+        uid = user.user_id
+        counts = {
+            "metrics": await tx.execute_rows(STATEMENTS.delete_user_metrics, user_id=uid),
+            "dashboards": await tx.execute_rows(STATEMENTS.delete_user_dashboards, user_id=uid),
+            "memories": await tx.execute_rows(STATEMENTS.delete_user_memories, user_id=uid),
+            "conversations": await tx.execute_rows(
+                STATEMENTS.delete_user_conversations, user_id=uid
+            ),
+        }
+        tx.memory_written(uid)
+        await tx.execute_rows(STATEMENTS.anonymize_user, user_id=uid)
+        await tx.execute(STATEMENTS.allow_audit_redaction)
+        about = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
+        redacted = await tx.execute_rows(STATEMENTS.redact_audit_about_user, user_id=uid)
+        resealed = await audit.reseal(tx, from_audit_id=about[0].audit_id) if about else 0
+        await tx.execute(
+            STATEMENTS.record_audit_event,
+            action="ERASE",
+            user_id=uid,
+            details=Json({**counts, "audit_rows_redacted": redacted, "seals_rewritten": resealed}),
+        )
+    return True
+
+
+def _json(record: Any) -> Any:
+    return record.model_dump(mode="json")

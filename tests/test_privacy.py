@@ -1,0 +1,201 @@
+"""LGPD rights on both backends: export everything about a person, erase them for good."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+
+import stratus_sql
+from stratus_sql import Actor, Database, NotFound
+from stratus_sql.cli import main
+from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
+from stratus_sql.records import User
+
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+@pytest.fixture
+async def fresh(blank_url: str) -> AsyncIterator[tuple[Database, str]]:
+    stratus_sql.apply_migrations(blank_url)
+    async with await stratus_sql.connect(blank_url) as db:
+        yield db, blank_url
+
+
+async def person(db: Database, tag: str) -> tuple[User, dict[str, str]]:
+    """A user with something in every table; returns the identifying strings used."""
+    secrets = {
+        "name": f"Maria Aparecida {tag}",
+        "email": f"maria.{tag}@exemplo.com.br",
+        "licence": f"PX{tag.upper()}",
+        "preference": f"prefere-{tag}",
+        "title": f"Voo para Fernando de Noronha {tag}",
+        "message": f"Minha rota secreta {tag}",
+        "memory": f"Cessna de matrícula PT-{tag}",
+        "memory_key": f"aeronave_{tag}",
+        "dashboard": f"Painel de {tag}",
+        "ip": f"203.0.113.{sum(map(ord, tag)) % 250 + 1}",
+        "agent": f"navegador-{tag}",
+    }
+    actor = Actor(ip_address=secrets["ip"], user_agent=secrets["agent"])
+    async with db.transaction(actor=actor) as tx:
+        user = await users.create_user(
+            tx, name=secrets["name"], email=secrets["email"], role="pilot",
+            licenses=[secrets["licence"]], preferences={"nota": secrets["preference"]},
+        )  # fmt: skip
+    own = Actor(user_id=user.user_id, ip_address=secrets["ip"], user_agent=secrets["agent"])
+    async with db.transaction(actor=own) as tx:
+        chat = await conversations.create_conversation(
+            tx, user_id=user.user_id, title=secrets["title"]
+        )
+        for i in range(3):
+            await conversations.add_message(
+                tx, conversation_id=chat.conversation_id, user_id=user.user_id,
+                content=f"{secrets['message']} {i}", message_type="user_input",
+            )  # fmt: skip
+        await conversations.compact_conversation(
+            tx, chat.conversation_id, keep_last=1, summary=secrets["message"]
+        )
+        await memory.store_memory(
+            tx, user_id=user.user_id, key=secrets["memory_key"], value=secrets["memory"],
+            memory_type="long_term", importance_score=0.7,
+        )  # fmt: skip
+        await memory.store_memory(
+            tx, user_id=user.user_id, key="expirada", value=secrets["memory"],
+            memory_type="short_term", importance_score=0.1,
+            expires_at=datetime.now(UTC) - timedelta(hours=1),
+        )  # fmt: skip
+        board = await dashboards.create_dashboard(
+            tx, user_id=user.user_id, name=secrets["dashboard"]
+        )
+        await metrics.record_metrics(
+            tx,
+            [{"user_id": user.user_id, "dashboard_id": board.dashboard_id, "ia_efficiency": 0.9,
+              "model_accuracy": 0.9, "processing_time_ms": 100.0, "memory_usage_mb": 300.0,
+              "error_rate": 0.0, "periodo": "1h"}],
+        )  # fmt: skip
+    return user, secrets
+
+
+async def test_export_holds_everything_stored_and_is_audited(db: Database) -> None:
+    user, secrets = await person(db, uuid.uuid4().hex[:8])
+    data = await users.export_user_data(db, user.user_id)
+    orjson.dumps(data)  # JSON-ready
+    assert data["user"]["email"] == secrets["email"]
+    (chat,) = data["conversations"]
+    assert chat["title"] == secrets["title"]
+    assert [m["content"][-1] for m in chat["messages"]] == ["2"]
+    assert [m["content"][-1] for m in chat["archived_messages"]] == ["0", "1"]
+    assert {m["key"] for m in data["memories"]} == {secrets["memory_key"], "expirada"}
+    assert [d["name"] for d in data["dashboards"]] == [secrets["dashboard"]]
+    assert len(data["metrics"]) == 1
+    assert {a["table_name"] for a in data["audit"]} >= {"users", "conversations", "memory_entries"}
+    (event,) = await audit.list_audit(db, record_id=user.user_id, limit=1)
+    assert (event.action, event.table_name) == ("EXPORT", "users")
+    with pytest.raises(NotFound):
+        await users.export_user_data(db, uuid.uuid4())
+
+
+def every_row_as_text(url: str) -> list[str]:
+    """Every row of every table (search shadow tables included), as text."""
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )]  # fmt: skip
+            return [
+                str(row) for t in tables for row in conn.execute(f'SELECT t::text FROM "{t}" AS t')
+            ]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        out = []
+        for t in tables:
+            for row in conn.execute(f'SELECT * FROM "{t}"'):
+                out.append(
+                    " ".join(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in row)
+                )
+        return out
+
+
+async def test_erase_leaves_nothing_identifying_anywhere(fresh: tuple[Database, str]) -> None:
+    db, url = fresh
+    user, secrets = await person(db, "erasable")
+    bystander, other = await person(db, "outro")
+    assert other["ip"] != secrets["ip"]
+    assert await audit.seal(db, now=LATER) > 0
+    assert any(secrets["email"] in row for row in every_row_as_text(url))
+
+    assert await users.erase_user(db, user.user_id) is True
+
+    rows = every_row_as_text(url)
+    for label, value in secrets.items():
+        leaks = [row for row in rows if value.lower() in row.lower()]
+        assert not leaks, f"{label} ({value}) remains in: {leaks[:3]}"
+    erased = await users.get_user(db, user.user_id)
+    assert erased is not None
+    assert (erased.name, erased.licenses, erased.preferences) == ("Usuário removido", [], {})
+    assert (await users.export_user_data(db, bystander.user_id))["user"][
+        "name"
+    ] == "Maria Aparecida outro"
+    assert (await audit.verify(db)).ok  # the redacted rows were resealed
+    actions = [a.action for a in await audit.list_audit(db, record_id=user.user_id, limit=1000)]
+    assert actions.count("ERASE") == 1
+
+
+async def test_a_second_erase_is_a_no_op(fresh: tuple[Database, str]) -> None:
+    db, _ = fresh
+    user, _ = await person(db, "bis")
+    assert await users.erase_user(db, user.user_id) is True
+    before = await audit.list_audit(db, limit=1000)
+    assert await users.erase_user(db, user.user_id) is False
+    assert await audit.list_audit(db, limit=1000) == before
+    with pytest.raises(NotFound):
+        await users.erase_user(db, uuid.uuid4())
+
+
+async def test_purge_deletes_old_conversations_in_batches_with_audit_rows(
+    fresh: tuple[Database, str],
+) -> None:
+    db, _ = fresh
+    user, _ = await person(db, "velho")
+    chat = (await conversations.list_conversations(db, user.user_id)).items[0]
+    assert await conversations.purge_conversations(db, older_than_days=30) == 0
+    assert await conversations.purge_conversations(db, older_than_days=0, batch_size=1) == 1
+    assert await conversations.get_conversation(db, chat.conversation_id) is None
+    deleted = await audit.list_audit(db, record_id=chat.conversation_id, limit=1)
+    assert deleted[0].action == "DELETE"
+    with pytest.raises(stratus_sql.InvalidInput):
+        await conversations.purge_conversations(db, older_than_days=-1)
+
+
+def test_export_purge_and_audit_commands(
+    blank_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    assert main(["--url", blank_url, "migrate"]) == 0
+
+    async def make() -> User:
+        async with await stratus_sql.connect(blank_url) as db:
+            user, _ = await person(db, "cli")
+            return user
+
+    user = asyncio.run(make())
+    out = tmp_path / "export.json"
+    assert main(["--url", blank_url, "export-user", str(user.user_id), "--output", str(out)]) == 0
+    assert orjson.loads(out.read_text())["user"]["email"] == "maria.cli@exemplo.com.br"
+    assert main(["--url", blank_url, "export-user", str(uuid.uuid4())]) == 1
+    assert "no user" in capsys.readouterr().err
+    assert main(["--url", blank_url, "purge", "--conversations-older-than", "0"]) == 0
+    assert (
+        "deleted 1 conversation(s) older than 0 days, 1 expired memories" in capsys.readouterr().out
+    )
+    assert main(["--url", blank_url, "audit", "seal"]) == 0
+    assert main(["--url", blank_url, "audit", "verify"]) == 0
+    assert "audit chain intact" in capsys.readouterr().out
