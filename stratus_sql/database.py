@@ -108,23 +108,29 @@ class Database:
         return await self._executor().copy(named, rows)
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[Executor]:
+    async def transaction(
+        self, actor: Actor | None = None, *, scoped: bool = False
+    ) -> AsyncIterator[Executor]:
         """Open a transaction, or a savepoint inside the one already open in this task.
 
         It commits when the block exits normally and rolls back when it raises. `actor` is
-        who makes the changes, recorded by the audit trail; only the outermost level takes it.
+        who makes the changes, recorded by the audit trail; only the outermost level takes
+        it. `scoped=True` (PostgreSQL) runs the transaction under row-level security: only
+        the actor's own rows are visible and writable (an admin actor may read all).
         """
         if actor is not None and not isinstance(actor, Actor):
             raise UsageError(f"actor must be an Actor, not {type(actor).__name__}")
         current = self._executor()
         if isinstance(current, Transaction):
+            if scoped:
+                raise UsageError("only the outermost transaction can be scoped")
             async with current.transaction(actor) as tx:
                 yield tx
             return
         written: set[UUID] = set()
         owner = asyncio.current_task()
         async with (
-            self._backend.transaction(actor) as inner,
+            self._backend.transaction(actor, scoped=scoped) as inner,
             Transaction.level(self, inner, written, owner) as tx,
         ):
             yield tx

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, cast
@@ -179,7 +180,10 @@ class PostgresBackend(_PostgresExecutor):
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {_where(url)}: {type(exc).__name__}: {exc}"
             ) from exc
-        return cls(pool, settings)
+        backend = cls(pool, settings)
+        async with backend._connection() as conn:
+            await warn_if_unprotected(conn)
+        return backend
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Connection]:
@@ -220,13 +224,17 @@ class PostgresBackend(_PostgresExecutor):
             self._pool.terminate()  # a connection still busy past the timeout is cut
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
-        async with self._connection() as conn, _atomic(conn, actor):
+    async def transaction(
+        self, actor: Actor | None = None, *, scoped: bool = False
+    ) -> AsyncIterator[BaseExecutor]:
+        async with self._connection() as conn, _atomic(conn, actor, scoped=scoped):
             yield _PostgresTransaction(conn)
 
 
 @asynccontextmanager
-async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterator[None]:
+async def _atomic(
+    conn: _Connection, actor: Actor | None = None, *, scoped: bool = False
+) -> AsyncIterator[None]:
     """Run the block in a transaction (a savepoint when one is open): commit or roll back."""
     tx = conn.transaction()
     with translate():
@@ -235,6 +243,8 @@ async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterato
         if actor is not None:
             with translate():
                 await conn.execute(_SET_ACTOR, *_actor_args(actor))
+        if scoped:
+            await _scope(conn, actor)
         yield
         with translate():
             await tx.commit()
@@ -247,6 +257,47 @@ async def _atomic(conn: _Connection, actor: Actor | None = None) -> AsyncIterato
             # it out again.
             conn.terminate()
         raise
+
+
+async def _scope(conn: _Connection, actor: Actor | None) -> None:
+    """Run the rest of the transaction as stratus_scoped, under row-level security.
+
+    The actor's role is read first, while still privileged: an admin may read every row.
+    """
+    with translate():
+        if actor is not None and actor.user_id is not None:
+            role = await conn.fetchval(
+                "SELECT role::text FROM users WHERE user_id = $1", actor.user_id
+            )
+            if role == "admin":
+                await conn.execute("SELECT set_config('stratus.actor_is_admin', 'on', true)")
+        await conn.execute("SET LOCAL ROLE stratus_scoped")
+
+
+async def warn_if_unprotected(conn: _Connection) -> None:
+    """Warn, once a process, when the login role bypasses row-level security."""
+    global _warned
+    if _warned:
+        return
+    with translate():
+        bypasses = await conn.fetchval(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+    if bypasses:
+        _warned = True
+        warnings.warn(
+            "stratus_sql is connected as a superuser or a role with BYPASSRLS: row-level "
+            "security protects nothing outside scoped transactions (see the README on roles)",
+            UnprotectedRoleWarning,
+            stacklevel=3,
+        )
+
+
+class UnprotectedRoleWarning(UserWarning):
+    """The login role bypasses row-level security."""
+
+
+_warned = False
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

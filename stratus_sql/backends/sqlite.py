@@ -299,7 +299,11 @@ class SqliteBackend(_SqliteExecutor):
         return await self._readers.get()
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor | None = None) -> AsyncIterator[BaseExecutor]:
+    async def transaction(
+        self, actor: Actor | None = None, *, scoped: bool = False
+    ) -> AsyncIterator[BaseExecutor]:
+        if scoped:
+            raise UsageError("scoped transactions (row-level security) need PostgreSQL")
         async with self._write_lock():
             self._settings.clear()
             if actor is not None:

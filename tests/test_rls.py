@@ -1,0 +1,160 @@
+"""Row-level security on PostgreSQL: a scoped transaction sees and writes only its actor's
+rows, through query functions and through raw SQL alike; SQLite refuses scoping."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import AsyncIterator
+
+import pytest
+
+import stratus_sql
+from stratus_sql import Actor, Database, StratusError, UsageError
+from stratus_sql.backends import postgres
+from stratus_sql.queries import conversations, dashboards, memory, metrics, users
+from stratus_sql.records import User
+
+
+@pytest.fixture
+async def pg(database_urls: dict[str, str]) -> AsyncIterator[Database]:
+    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+        yield db
+
+
+async def owner(db: Database, role: str = "pilot") -> User:
+    user = await users.create_user(
+        db, name="Ana", email=f"r.{uuid.uuid4().hex[:10]}@x.com", role=role
+    )
+    chat = await conversations.create_conversation(db, user_id=user.user_id, title="privada")
+    await conversations.add_message(
+        db, conversation_id=chat.conversation_id, user_id=user.user_id, content="oi",
+        message_type="user_input",
+    )  # fmt: skip
+    await memory.store_memory(
+        db,
+        user_id=user.user_id,
+        key="k",
+        value="segredo",
+        memory_type="critical",
+        importance_score=1,
+    )
+    await dashboards.create_dashboard(db, user_id=user.user_id, name="Painel")
+    return user
+
+
+async def raw(tx: object, sql: str, *args: object) -> list[object]:
+    """SQL run straight on the transaction's own connection."""
+    conn = tx._inner._conn  # type: ignore[attr-defined]
+    return list(await conn.fetch(sql, *args))
+
+
+async def test_a_scoped_transaction_sees_only_its_actors_rows(pg: Database) -> None:
+    a, b = await owner(pg), await owner(pg)
+    b_chat = (await conversations.list_conversations(pg, b.user_id)).items[0]
+    async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
+        assert await users.get_user(tx, a.user_id) is not None
+        assert await users.get_user(tx, b.user_id) is None
+        assert (await conversations.list_conversations(tx, b.user_id)).items == []
+        assert (await conversations.list_messages(tx, b_chat.conversation_id)).items == []
+        assert await memory.get_memory(tx, b.user_id, "k") is None
+        assert await memory.search_memories(tx, b.user_id, "segredo") == []
+        assert await dashboards.list_dashboards(tx, b.user_id) == []
+        assert len((await conversations.list_conversations(tx, a.user_id)).items) == 1
+        for table in ("users", "conversations", "messages", "memory_entries", "dashboards"):
+            owners = {r["user_id"] for r in await raw(tx, f"SELECT user_id FROM {table}")}  # type: ignore[index]
+            assert owners == {a.user_id}, table
+
+
+async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Database) -> None:
+    a, b = await owner(pg), await owner(pg)
+    b_chat = (await conversations.list_conversations(pg, b.user_id)).items[0]
+    actor = Actor(user_id=a.user_id)
+    attempts = [
+        lambda tx: users.update_preferences(tx, b.user_id, {"x": 1}),
+        lambda tx: conversations.delete_conversation(tx, b_chat.conversation_id),
+        lambda tx: conversations.create_conversation(tx, user_id=b.user_id, title="intrusa"),
+        lambda tx: memory.store_memory(
+            tx,
+            user_id=b.user_id,
+            key="k",
+            value="sobrescrito",
+            memory_type="critical",
+            importance_score=1,
+        ),
+        lambda tx: metrics.record_metrics(
+            tx,
+            [
+                {
+                    "user_id": b.user_id,
+                    "ia_efficiency": 1.0,
+                    "model_accuracy": 1.0,
+                    "processing_time_ms": 1.0,
+                    "memory_usage_mb": 1.0,
+                    "error_rate": 0.0,
+                }
+            ],
+        ),
+        lambda tx: raw(tx, "UPDATE users SET name = 'x' WHERE user_id = $1 RETURNING 1", b.user_id),
+        lambda tx: raw(tx, "DELETE FROM memory_entries WHERE user_id = $1 RETURNING 1", b.user_id),
+    ]
+    for attempt in attempts:
+        try:
+            async with pg.transaction(actor=actor, scoped=True) as tx:
+                result = await attempt(tx)
+                assert result in ([], None), result  # raw SQL: no row reached
+        except StratusError:
+            pass  # refused outright: NotFound, or the policy's WITH CHECK
+    assert await users.get_user(pg, b.user_id) == await users.get_user(pg, b.user_id)
+    assert (await users.get_user(pg, b.user_id)).preferences == {}  # type: ignore[union-attr]
+    assert (
+        await conversations.get_conversation(pg, b_chat.conversation_id)
+    ).status.value == "active"  # type: ignore[union-attr]
+    assert (await memory.get_memory(pg, b.user_id, "k")).value == "segredo"  # type: ignore[union-attr]
+    assert len((await conversations.list_conversations(pg, b.user_id)).items) == 1
+
+
+async def test_policies_fail_closed_without_an_actor(pg: Database) -> None:
+    await owner(pg)
+    async with pg.transaction(scoped=True) as tx:
+        assert await raw(tx, "SELECT user_id FROM users") == []
+        assert await raw(tx, "SELECT 1 FROM memory_entries") == []
+
+
+async def test_an_admin_actor_reads_every_users_rows_but_writes_only_its_own(pg: Database) -> None:
+    admin, b = await owner(pg, role="admin"), await owner(pg)
+    async with pg.transaction(actor=Actor(user_id=admin.user_id), scoped=True) as tx:
+        assert await users.get_user(tx, b.user_id) == await users.get_user(pg, b.user_id)
+        assert len((await conversations.list_conversations(tx, b.user_id)).items) == 1
+        assert (
+            await raw(tx, "UPDATE users SET name = 'x' WHERE user_id = $1 RETURNING 1", b.user_id)
+            == []
+        )
+
+
+async def test_the_scoped_role_ends_with_the_transaction(pg: Database) -> None:
+    a, b = await owner(pg), await owner(pg)
+    async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True):
+        pass
+    assert await users.get_user(pg, b.user_id) is not None  # back to the service's view
+    with pytest.raises(UsageError, match="outermost"):
+        async with pg.transaction(), pg.transaction(scoped=True):
+            pass
+
+
+async def test_sqlite_refuses_scoped_transactions(database_urls: dict[str, str]) -> None:
+    async with await stratus_sql.connect(database_urls["sqlite"]) as db:
+        with pytest.raises(UsageError, match="PostgreSQL"):
+            async with db.transaction(scoped=True):
+                pass
+
+
+async def test_connecting_as_a_superuser_warns_once(database_urls: dict[str, str]) -> None:
+    postgres._warned = False
+    with pytest.warns(postgres.UnprotectedRoleWarning, match="row-level security"):
+        db = await stratus_sql.connect(database_urls["postgres"])
+    await db.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", postgres.UnprotectedRoleWarning)
+        db = await stratus_sql.connect(database_urls["postgres"])  # said once per process
+    await db.close()
