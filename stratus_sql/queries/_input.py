@@ -36,6 +36,7 @@ M = TypeVar("M", bound=BaseModel)
 _MAX_JSON_DEPTH = 64
 _MAX_JSON_BYTES = 1_000_000
 _INT64 = (-(2**63), 2**63 - 1)
+_FLOAT_EXACT = 2.0**53
 MAX_PAGE = 500
 
 
@@ -92,6 +93,10 @@ def check_json(value: Any, depth: int = 0) -> Any:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("JSON numbers must be finite (no NaN or infinity)")
+        if abs(value) >= _FLOAT_EXACT:
+            # Postgres keeps JSON numbers as exact decimals: 1.5e300 would come back as
+            # an integer that is not the float stored. Below 2**53 every float is exact.
+            raise ValueError("JSON fractions must be below 2**53 in magnitude (use an integer)")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
