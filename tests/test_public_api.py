@@ -97,6 +97,8 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "AUDITED_TABLES",
         "Verification",
         "list_audit",
+        "maintain",
+        "prune",
         "reseal",
         "row_digest",
         "seal",

@@ -57,3 +57,18 @@ SET row_digests = :row_digests,
     previous_digest = :previous_digest,
     digest = :digest
 WHERE seal_id = :seal_id;
+
+-- name: add_audit_partitions :scalar
+-- Create the monthly audit_log partitions up to :months_ahead months from now.
+SELECT audit_log_add_partitions(:months_ahead);
+
+-- name: drop_audit_partitions :scalar
+-- Drop the monthly audit_log partitions that end on or before :before (and their seals).
+SELECT audit_log_drop_partitions(:before);
+
+-- name: count_prune_anchors :scalar
+-- How many PRUNE rows name this digest as the start of the kept chain.
+SELECT count(*)
+FROM audit_log
+WHERE action = 'PRUNE'
+  AND new_values ->> 'anchor' = :digest;

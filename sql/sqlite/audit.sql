@@ -57,3 +57,18 @@ SET row_digests = :row_digests,
     previous_digest = :previous_digest,
     digest = :digest
 WHERE seal_id = :seal_id;
+
+-- name: add_audit_partitions :scalar
+-- SQLite keeps audit_log in one table: there are no partitions to create.
+SELECT 0 * :months_ahead;
+
+-- name: drop_audit_partitions :scalar
+-- SQLite keeps audit_log in one table; audit.prune refuses it before running this.
+SELECT 0 WHERE :before IS NULL;
+
+-- name: count_prune_anchors :scalar
+-- How many PRUNE rows name this digest as the start of the kept chain.
+SELECT count(*)
+FROM audit_log
+WHERE action = 'PRUNE'
+  AND json_extract(new_values, '$.anchor') = :digest;

@@ -289,7 +289,7 @@ async def warn_if_unprotected(conn: _Connection) -> None:
             "stratus_sql is connected as a superuser or a role with BYPASSRLS: row-level "
             "security protects nothing outside scoped transactions (see the README on roles)",
             UnprotectedRoleWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

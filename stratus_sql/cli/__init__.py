@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,8 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="file to write (default: standard output)")
     purge = commands.add_parser("purge", help="delete old conversations and expired memories")
     purge.add_argument("--conversations-older-than", type=int, required=True, metavar="DAYS")
-    trail = commands.add_parser("audit", help="seal or verify the audit trail's hash chain")
-    trail.add_argument("action", choices=["seal", "verify"])
+    trail = commands.add_parser("audit", help="seal, verify or prune the audit trail")
+    trail.add_argument("action", choices=["seal", "verify", "prune"])
+    trail.add_argument("--before", metavar="YYYY-MM", help="prune: drop the months before this")
+    commands.add_parser("maintain", help="create the coming months' audit partitions")
     return parser
 
 
@@ -69,6 +72,10 @@ def _run(args: argparse.Namespace, url: str) -> int:
     if args.command == "migrate":
         applied = apply_migrations(url)
         print("\n".join(f"applied {m}" for m in applied) or "up to date")
+        asyncio.run(_with_db(url, audit.maintain))
+    elif args.command == "maintain":
+        made = asyncio.run(_with_db(url, audit.maintain))
+        print(f"created {made} audit partition(s)")
     elif args.command == "rollback":
         undone = rollback_migrations(url, steps=None if args.all else args.steps)
         print("\n".join(f"rolled back {m}" for m in undone) or "nothing to roll back")
@@ -106,11 +113,16 @@ def _run(args: argparse.Namespace, url: str) -> int:
         expired = asyncio.run(_with_db(url, memory.purge_expired))
         print(f"deleted {chats} conversation(s) older than {days} days, {expired} expired memories")
     elif args.command == "audit":
-        return _audit(url, args.action)
+        return _audit(url, args.action, args.before)
     return 0
 
 
-def _audit(url: str, action: str) -> int:
+def _audit(url: str, action: str, before: str | None) -> int:
+    if action == "prune":
+        month = _month(before)
+        dropped = asyncio.run(_with_db(url, lambda db: audit.prune(db, before=month)))
+        print(f"dropped {dropped} monthly partition(s) before {month:%Y-%m}")
+        return 0
     if action == "seal":
         print(f"sealed {asyncio.run(_with_db(url, audit.seal))} audit rows")
         return 0
@@ -123,6 +135,13 @@ def _audit(url: str, action: str) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _month(text: str | None) -> date:
+    try:
+        return datetime.strptime(text or "", "%Y-%m").date()
+    except ValueError:
+        raise UsageError(f"--before: expected YYYY-MM, got {text!r}") from None
 
 
 async def _with_db(url: str, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -19,7 +19,7 @@ import orjson
 from pydantic import Field
 
 from stratus_sql.backends.base import Executor, Json
-from stratus_sql.errors import InvalidInput
+from stratus_sql.errors import InvalidInput, UsageError
 from stratus_sql.queries._input import Input, uuid_arg, validate
 from stratus_sql.records import AuditEntry, AuditSeal
 from stratus_sql.sqlfiles import load_queries
@@ -28,6 +28,8 @@ __all__ = [
     "AUDITED_TABLES",
     "Verification",
     "list_audit",
+    "maintain",
+    "prune",
     "reseal",
     "row_digest",
     "seal",
@@ -177,12 +179,42 @@ async def reseal(db: Executor, *, from_audit_id: int) -> int:
     return rewritten
 
 
+async def maintain(db: Executor, *, months_ahead: int = 3) -> int:
+    """Create the monthly audit_log partitions up to `months_ahead` months from now
+    (PostgreSQL; SQLite has none); returns how many were new. Run at least monthly:
+    `stratus-sql migrate` and `stratus-sql maintain` do."""
+    if isinstance(months_ahead, bool) or not isinstance(months_ahead, int) or months_ahead < 0:
+        raise InvalidInput(f"months_ahead: expected an integer >= 0, got {months_ahead!r:.30}")
+    return int(await db.fetch_scalar(STATEMENTS.add_audit_partitions, months_ahead=months_ahead))
+
+
+async def prune(db: Executor, *, before: date) -> int:
+    """Drop the months of audit_log that end on or before `before` (the first day of a
+    month), whole partitions at a time (PostgreSQL only); returns how many.
+
+    The seals that covered dropped rows go too, and a PRUNE row records the digest the
+    kept chain starts from, which `verify` accepts as its start.
+    """
+    if db.dialect != "postgres":
+        raise UsageError("pruning drops monthly partitions, which only PostgreSQL has")
+    if not isinstance(before, date) or isinstance(before, datetime) or before.day != 1:
+        raise InvalidInput("before: expected the first day of a month (a date)")
+    return int(await db.fetch_scalar(STATEMENTS.drop_audit_partitions, before=before))
+
+
 async def verify(db: Executor) -> Verification:
     """Recompute the whole chain; `ok` is False at the first row altered, inserted into a
     sealed range or missing, or at the first link that does not follow from the one
     before."""
     seals = await db.fetch_many(AuditSeal, STATEMENTS.list_seals, from_seal_id=0)
-    previous: str | None = None
+    # After a prune the kept chain starts from a digest a PRUNE row recorded.
+    previous = seals[0].previous_digest if seals else None
+    if previous is not None and not await db.fetch_scalar(
+        STATEMENTS.count_prune_anchors, digest=previous
+    ):
+        return Verification(
+            False, 0, 1, "the chain's first seal follows no recorded prune", None, seals[0].seal_id
+        )
     rows_checked = 0
     for count, link in enumerate(seals, start=1):
         problem = await _check_link(db, link, previous)

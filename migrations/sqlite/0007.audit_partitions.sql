@@ -1,0 +1,3 @@
+-- Monthly partitions of audit_log exist only on PostgreSQL: this version keeps the
+-- dialects' migration numbers in step.
+-- depends: 0006.row_level_security
