@@ -89,7 +89,7 @@ async def test_messages_round_trip_or_are_refused(
     assert (message.content, message.metadata, message.agent_name) == (
         content,
         metadata,
-        agent.strip(),
+        trimmed(agent),
     )
     assert (await conversations.list_messages(db, chat.conversation_id)).items == [message]
 
