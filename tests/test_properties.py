@@ -49,8 +49,11 @@ def trimmed(text: str) -> str:
     return text.strip(WHITE_SPACE)
 
 
+# Derandomized: the same examples on every run, so CI is reproducible; raise max_examples
+# (or drop derandomize) locally to explore further.
 EXAMPLES = settings(
-    max_examples=40,
+    derandomize=True,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
