@@ -7,9 +7,11 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 import stratus_sql
+import stratus_sql.queries.audit
 from stratus_sql import Actor, Database, StratusError, UsageError
 from stratus_sql.backends import postgres
 from stratus_sql.queries import conversations, dashboards, memory, metrics, users
@@ -158,3 +160,21 @@ async def test_connecting_as_a_superuser_warns_once(database_urls: dict[str, str
         warnings.simplefilter("error", postgres.UnprotectedRoleWarning)
         db = await stratus_sql.connect(database_urls["postgres"])  # said once per process
     await db.close()
+
+
+async def test_the_scoped_role_may_only_append_to_the_audit_trail(pg: Database) -> None:
+    a = await owner(pg)
+    for sql in (
+        "SELECT 1 FROM audit_log",
+        "UPDATE audit_log SET action = 'X' WHERE record_id = $1",
+        "DELETE FROM audit_log WHERE record_id = $1",
+        "SELECT 1 FROM audit_seals",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
+                args = (a.user_id,) if "$1" in sql else ()
+                await raw(tx, sql, *args)
+    async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
+        await users.update_preferences(tx, a.user_id, {"via": "escopo"})  # its trigger appends
+    (latest,) = await stratus_sql.queries.audit.list_audit(pg, record_id=a.user_id, limit=1)
+    assert (latest.action, latest.user_id) == ("UPDATE", a.user_id)
