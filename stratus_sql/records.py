@@ -247,11 +247,13 @@ class MetricBucket(Record):
 
 class AuditEntry(Record):
     """One change recorded by the audit triggers: who (`user_id`, `ip_address`,
-    `user_agent`), what (`action` on `table_name` row `record_id`) and how (`old_values`,
-    `new_values`: whole rows for INSERT and DELETE, the changed columns for UPDATE)."""
+    `user_agent`), whose data (`subject_id`, the owner of the row), what (`action` on
+    `table_name` row `record_id`) and how (`old_values`, `new_values`: whole rows for
+    INSERT and DELETE, the changed columns for UPDATE)."""
 
     audit_id: int
     user_id: UUID | None
+    subject_id: UUID | None
     action: str
     table_name: str
     record_id: UUID | None

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from stratus_sql.backends.base import Actor, BaseExecutor, Executor
 from stratus_sql.cache import MemoryCache
-from stratus_sql.errors import StratusError, UsageError
+from stratus_sql.errors import UsageError
 from stratus_sql.sqlfiles import NamedStatement
 
 if TYPE_CHECKING:
@@ -131,6 +131,8 @@ class Transaction:
             return await call(inner)
         except UsageError:
             raise
-        except StratusError:
+        except BaseException:
+            # Any statement that did not finish (an error, a timeout, a cancellation) may
+            # have aborted the transaction on the server: it can only roll back now.
             self.doomed = True
             raise

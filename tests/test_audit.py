@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -149,9 +150,6 @@ async def fresh(blank_url: str) -> AsyncIterator[tuple[Database, str]]:
         yield db, blank_url
 
 
-LATER = datetime.now(UTC) + timedelta(days=1)
-
-
 async def audited_rows(db: Database, n: int) -> User:
     user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     for i in range(n - 1):
@@ -162,19 +160,49 @@ async def audited_rows(db: Database, n: int) -> User:
 async def test_seal_and_verify_an_untouched_chain(fresh: tuple[Database, str]) -> None:
     db, _ = fresh
     await audited_rows(db, 5)
-    assert await audit.seal(db, now=LATER + timedelta(days=1)) == 5
+    assert await audit.seal(db) == 5
     await audited_rows(db, 3)
-    assert await audit.seal(db, now=LATER + timedelta(days=1)) == 3
-    assert await audit.seal(db, now=LATER + timedelta(days=1)) == 0
+    assert await audit.seal(db) == 3
+    assert await audit.seal(db) == 0
     report = await audit.verify(db)
     assert (report.ok, report.rows_checked, report.seals_checked) == (True, 8, 2)
 
 
-async def test_seal_leaves_the_newest_rows_for_later(fresh: tuple[Database, str]) -> None:
-    db, _ = fresh
-    await audited_rows(db, 2)
-    assert await audit.seal(db) == 0  # written this instant: inside the grace period
-    assert await audit.seal(db, now=LATER) == 2
+async def test_seal_waits_for_open_transactions_and_never_skips_a_row(
+    new_pg_database: Callable[[], str],
+) -> None:
+    url = new_pg_database()
+    stratus_sql.apply_migrations(url)
+    async with await stratus_sql.connect(url) as db, await stratus_sql.connect(url) as other:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_writer() -> None:
+            async with other.transaction() as tx:  # takes audit id 1, commits last
+                await users.create_user(tx, name="Lenta", email=email(), role="pilot")
+                started.set()
+                await release.wait()
+
+        writer = asyncio.get_running_loop().create_task(slow_writer())
+        await started.wait()
+        await audited_rows(db, 2)  # ids 2 and 3, committed
+        assert await audit.seal(db, wait=0.2) == 0  # id 1 may still come: nothing sealed
+        release.set()
+        await writer
+        assert await audit.seal(db) == 3
+        first = min(r.audit_id for r in await audit.list_audit(db, limit=10))
+        tamper(url, "UPDATE audit_log SET user_agent = 'forjado' WHERE audit_id = ?", first)
+        report = await audit.verify(db)
+        assert (report.ok, report.audit_id) == (False, first)
+
+
+async def test_concurrent_seals_do_not_fork_the_chain(fresh: tuple[Database, str]) -> None:
+    db, url = fresh
+    await audited_rows(db, 30)
+    async with await stratus_sql.connect(url) as other:
+        counts = await asyncio.gather(audit.seal(db), audit.seal(other))
+    assert sorted(counts) == [0, 30]
+    report = await audit.verify(db)
+    assert (report.ok, report.rows_checked) == (True, 30)
 
 
 def tamper(url: str, sql: str, *args: object) -> None:
@@ -203,7 +231,7 @@ async def test_verify_names_the_row_changed_behind_its_back(
 ) -> None:
     db, url = fresh
     await audited_rows(db, 6)
-    await audit.seal(db, now=LATER)
+    await audit.seal(db)
     target = (await audit.list_audit(db, limit=6))[2].audit_id
     tamper(url, sql, target)
     report = await audit.verify(db)
@@ -216,7 +244,7 @@ async def test_verify_names_the_row_changed_behind_its_back(
 async def test_verify_names_a_row_slipped_into_a_sealed_range(fresh: tuple[Database, str]) -> None:
     db, url = fresh
     await audited_rows(db, 4)
-    await audit.seal(db, now=LATER)
+    await audit.seal(db)
     victim = (await audit.list_audit(db, limit=4))[1].audit_id
     tamper(url, "DELETE FROM audit_log WHERE audit_id = ?", victim)
     # Put back a forged row under the same id: it is not the row that was sealed.
@@ -237,7 +265,7 @@ async def test_verify_names_a_row_slipped_into_a_sealed_range(fresh: tuple[Datab
 async def test_verify_notices_a_forged_seal(fresh: tuple[Database, str]) -> None:
     db, url = fresh
     await audited_rows(db, 3)
-    await audit.seal(db, now=LATER)
+    await audit.seal(db)
     if url.startswith("postgresql"):
         sql = "UPDATE audit_seals SET digest = repeat('0', 64)"
     else:

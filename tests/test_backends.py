@@ -436,3 +436,14 @@ async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Databas
     out_of_range = encode_cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4()))
     with pytest.raises(stratus_sql.InvalidInput):
         await conversations.list_messages(db, c.conversation_id, before=out_of_range)
+
+
+async def test_a_cancelled_statement_dooms_its_transaction(db: Database) -> None:
+    address = email()
+    with pytest.raises(UsageError, match="rolled back"):
+        async with db.transaction() as tx:
+            await users.create_user(tx, name="Ana", email=address, role="pilot")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0):
+                    await users.get_user(tx, uuid.uuid4())
+    assert await users.get_user_by_email(db, address) is None

@@ -18,8 +18,6 @@ from stratus_sql.cli import main
 from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
 
-LATER = datetime.now(UTC) + timedelta(days=1)
-
 
 @pytest.fixture
 async def fresh(blank_url: str) -> AsyncIterator[tuple[Database, str]]:
@@ -128,7 +126,7 @@ async def test_erase_leaves_nothing_identifying_anywhere(fresh: tuple[Database, 
     user, secrets = await person(db, "erasable")
     bystander, other = await person(db, "outro")
     assert other["ip"] != secrets["ip"]
-    assert await audit.seal(db, now=LATER) > 0
+    assert await audit.seal(db) > 0
     assert any(secrets["email"] in row for row in every_row_as_text(url))
 
     assert await users.erase_user(db, user.user_id) is True
@@ -199,3 +197,100 @@ def test_export_purge_and_audit_commands(
     assert main(["--url", blank_url, "audit", "seal"]) == 0
     assert main(["--url", blank_url, "audit", "verify"]) == 0
     assert "audit chain intact" in capsys.readouterr().out
+
+
+async def test_erase_reaches_changes_made_by_others_and_messages_in_others_chats(
+    fresh: tuple[Database, str],
+) -> None:
+    db, url = fresh
+    user, secrets = await person(db, "alcance")
+    host, _ = await person(db, "anfitriao")
+    host_chat = (await conversations.list_conversations(db, host.user_id)).items[0]
+    # Changes with no actor (service calls), and by an administrator.
+    admin = await users.create_user(
+        db, name="Admin", email="admin.alcance@exemplo.com", role="admin"
+    )
+    await memory.store_memory(
+        db, user_id=user.user_id, key=secrets["memory_key"], value="valor-alcance-novo",
+        memory_type="long_term", importance_score=0.7,
+    )  # fmt: skip
+    chat = (await conversations.list_conversations(db, user.user_id)).items[0]
+    async with db.transaction(actor=Actor(user_id=admin.user_id)) as tx:
+        await conversations.compact_conversation(
+            tx, chat.conversation_id, keep_last=0, summary="resumo-alcance-admin"
+        )
+    await conversations.add_message(
+        db, conversation_id=host_chat.conversation_id, user_id=user.user_id,
+        content="mensagem-alcance-na-conversa-alheia", message_type="user_input",
+    )  # fmt: skip
+    await audit.seal(db)
+
+    assert await users.erase_user(db, user.user_id) is True
+
+    rows = every_row_as_text(url)
+    for value in (
+        "valor-alcance-novo",
+        "resumo-alcance-admin",
+        "mensagem-alcance-na-conversa-alheia",
+    ):
+        assert not [row for row in rows if value in row], value
+    assert (await audit.verify(db)).ok
+    host_export = await users.export_user_data(db, host.user_id)
+    assert all(
+        m["user_id"] == str(host.user_id)
+        for c in host_export["conversations"]
+        for m in c["messages"] + c["archived_messages"]
+    )
+
+
+async def test_sqlite_search_index_keeps_no_erased_words(database_urls: dict[str, str]) -> None:
+    async with await stratus_sql.connect(database_urls["sqlite"]) as db:
+        user, _ = await person(db, "indicezorb")
+        assert await users.erase_user(db, user.user_id) is True
+    path = database_urls["sqlite"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        blobs = b"".join(
+            row[0] for row in conn.execute("SELECT block FROM memory_entries_fts_data")
+        )
+    assert b"indicezorb" not in blobs
+
+
+async def test_erasing_again_removes_what_was_written_since(fresh: tuple[Database, str]) -> None:
+    db, _ = fresh
+    user, _ = await person(db, "tardio")
+    assert await users.erase_user(db, user.user_id) is True
+    await memory.store_memory(
+        db, user_id=user.user_id, key="tarde", value="chegou-depois", memory_type="critical",
+        importance_score=1,
+    )  # fmt: skip
+    assert await users.erase_user(db, user.user_id) is True
+    assert await memory.get_memory(db, user.user_id, "tarde") is None
+    assert await users.erase_user(db, user.user_id) is False
+
+
+async def test_an_erasure_does_not_launder_tampering_elsewhere(fresh: tuple[Database, str]) -> None:
+    db, url = fresh
+    first, _ = await person(db, "vitima")
+    other, _ = await person(db, "apagado")
+    await audit.seal(db)
+    (target,) = [
+        r
+        for r in await audit.list_audit(db, record_id=first.user_id, limit=100)
+        if r.action == "INSERT"
+    ]
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute(
+                "UPDATE audit_log SET user_agent = 'forjado' WHERE audit_id = %s",
+                (target.audit_id,),
+            )
+    else:
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("DROP TRIGGER audit_log_no_update")
+            conn.execute(
+                "UPDATE audit_log SET user_agent = 'forjado' WHERE audit_id = ?", (target.audit_id,)
+            )
+    assert await users.erase_user(db, other.user_id) is True
+    report = await audit.verify(db)
+    assert (report.ok, report.audit_id) == (False, target.audit_id)

@@ -70,6 +70,7 @@ async def test_a_scoped_transaction_sees_only_its_actors_rows(pg: Database) -> N
 
 async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Database) -> None:
     a, b = await owner(pg), await owner(pg)
+    b_before = await users.get_user(pg, b.user_id)
     b_chat = (await conversations.list_conversations(pg, b.user_id)).items[0]
     actor = Actor(user_id=a.user_id)
     attempts = [
@@ -107,7 +108,7 @@ async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Databas
                 assert result in ([], None), result  # raw SQL: no row reached
         except StratusError:
             pass  # refused outright: NotFound, or the policy's WITH CHECK
-    assert await users.get_user(pg, b.user_id) == await users.get_user(pg, b.user_id)
+    assert await users.get_user(pg, b.user_id) == b_before
     assert (await users.get_user(pg, b.user_id)).preferences == {}  # type: ignore[union-attr]
     assert (
         await conversations.get_conversation(pg, b_chat.conversation_id)
@@ -178,3 +179,46 @@ async def test_the_scoped_role_may_only_append_to_the_audit_trail(pg: Database) 
         await users.update_preferences(tx, a.user_id, {"via": "escopo"})  # its trigger appends
     (latest,) = await stratus_sql.queries.audit.list_audit(pg, record_id=a.user_id, limit=1)
     assert (latest.action, latest.user_id) == ("UPDATE", a.user_id)
+
+
+@pytest.fixture
+async def app_login(database_urls: dict[str, str]) -> AsyncIterator[str]:
+    """A URL for an application login set up as the README recommends: no superuser, no
+    BYPASSRLS, not the owner; dropped afterwards (roles are cluster-wide)."""
+    import psycopg
+
+    url = database_urls["postgres"]
+    role = f"stratus_app_{uuid.uuid4().hex[:8]}"
+    tables = "users, conversations, messages, messages_archive, memory_entries, dashboards, metrics"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
+        conn.execute(f"GRANT stratus_scoped TO {role}")
+        conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT ON audit_log, audit_seals TO {role}")
+    try:
+        yield url.replace("root@", f"{role}@", 1)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+async def test_the_recommended_app_login_works_scoped_and_unscoped(app_login: str) -> None:
+    sample = {
+        "ia_efficiency": 0.9, "model_accuracy": 0.9, "processing_time_ms": 10.0,
+        "memory_usage_mb": 100.0, "error_rate": 0.0,
+    }  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", postgres.UnprotectedRoleWarning)  # not a bypassing role
+        db = await stratus_sql.connect(app_login)
+    async with db:
+        a, b = await owner(db), await owner(db)
+        assert await metrics.record_metrics(db, [{**sample, "user_id": a.user_id}]) == 1
+        async with db.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
+            assert await metrics.record_metrics(tx, [{**sample, "user_id": a.user_id}]) == 1
+        with pytest.raises(StratusError, match="row-level security"):
+            async with db.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
+                await metrics.record_metrics(tx, [{**sample, "user_id": b.user_id}])
+        series = await metrics.dashboard_series(db, user_id=a.user_id)
+        assert series[-1].samples == 2

@@ -115,7 +115,9 @@ CREATE INDEX memory_entries_expires_idx ON memory_entries (expires_at)
 
 CREATE TABLE audit_log (
     audit_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- Who acted (the transaction's actor), and whose data the row is about.
     user_id     uuid,
+    subject_id  uuid,
     action      text NOT NULL CHECK (action ~ '^[A-Z_]{1,20}$'),
     table_name  text NOT NULL CHECK (length(table_name) BETWEEN 1 AND 63),
     record_id   uuid,
@@ -127,6 +129,7 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_record_idx ON audit_log (table_name, record_id, audit_id);
 CREATE INDEX audit_log_user_idx ON audit_log (user_id, audit_id);
+CREATE INDEX audit_log_subject_idx ON audit_log (subject_id, audit_id);
 CREATE INDEX audit_log_timestamp_idx ON audit_log ("timestamp");
 
 CREATE TABLE dashboards (

@@ -3,7 +3,8 @@
 -- audit_log becomes append-only, and audit_seals holds its hash chain.
 -- depends: 0004.metrics_covering_indexes
 
--- Arguments: the primary key column; columns whose changes alone are bookkeeping, not
+-- Every audited table has the owner's user_id, recorded as the row's subject. Arguments:
+-- the primary key column; columns whose changes alone are bookkeeping, not
 -- worth a row (counters, last-seen times); columns derived from others, left out.
 -- INSERT and DELETE keep the whole row, UPDATE only the columns that changed, and an
 -- UPDATE that changes nothing else writes nothing.
@@ -13,13 +14,16 @@ DECLARE
     bookkeeping text[] := string_to_array(TG_ARGV[1], ',');
     derived text[] := string_to_array(TG_ARGV[2], ',');
     record_id uuid;
+    subject_id uuid;
     before jsonb;
     after jsonb;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         record_id := (to_jsonb(OLD) ->> TG_ARGV[0])::uuid;
+        subject_id := OLD.user_id;
     ELSE
         record_id := (to_jsonb(NEW) ->> TG_ARGV[0])::uuid;
+        subject_id := NEW.user_id;
     END IF;
     IF TG_OP <> 'INSERT' THEN
         before := to_jsonb(OLD) - derived;
@@ -39,10 +43,12 @@ BEGIN
         END IF;
     END IF;
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        ip_address, user_agent
     )
     VALUES (
         nullif(current_setting('stratus.actor_user_id', true), '')::uuid,
+        subject_id,
         TG_OP,
         TG_TABLE_NAME,
         record_id,

@@ -8,10 +8,12 @@ ALTER TABLE audit_log_unpartitioned RENAME CONSTRAINT audit_log_pkey TO audit_lo
 DROP INDEX audit_log_record_idx;
 DROP INDEX audit_log_user_idx;
 DROP INDEX audit_log_timestamp_idx;
+DROP INDEX audit_log_subject_idx;
 
 CREATE TABLE audit_log (
     audit_id    bigint GENERATED ALWAYS AS IDENTITY,
     user_id     uuid,
+    subject_id  uuid,
     action      text NOT NULL CHECK (action ~ '^[A-Z_]{1,20}$'),
     table_name  text NOT NULL CHECK (length(table_name) BETWEEN 1 AND 63),
     record_id   uuid,
@@ -24,6 +26,7 @@ CREATE TABLE audit_log (
 ) PARTITION BY RANGE ("timestamp");
 CREATE INDEX audit_log_record_idx ON audit_log (table_name, record_id, audit_id);
 CREATE INDEX audit_log_user_idx ON audit_log (user_id, audit_id);
+CREATE INDEX audit_log_subject_idx ON audit_log (subject_id, audit_id);
 CREATE INDEX audit_log_timestamp_idx ON audit_log ("timestamp");
 
 -- Creates the monthly partitions (audit_log_yYYYYmMM, UTC months) from the month of `since`
@@ -61,12 +64,12 @@ BEGIN
 END
 $$;
 INSERT INTO audit_log (
-    audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-    ip_address, user_agent
+    audit_id, user_id, subject_id, action, table_name, record_id, old_values, new_values,
+    "timestamp", ip_address, user_agent
 )
 OVERRIDING SYSTEM VALUE
-SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-       ip_address, user_agent
+SELECT audit_id, user_id, subject_id, action, table_name, record_id, old_values, new_values,
+       "timestamp", ip_address, user_agent
 FROM audit_log_unpartitioned
 ORDER BY audit_id;
 DO $$
@@ -76,6 +79,26 @@ BEGIN
         (SELECT coalesce(max(audit_id), 0) + 1 FROM audit_log),
         false
     );
+END
+$$;
+-- Keep whatever was granted on the old table (the application login's privileges).
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT grantee, privilege_type
+        FROM information_schema.role_table_grants
+        WHERE table_schema = 'public'
+          AND table_name = 'audit_log_unpartitioned'
+          AND grantee <> (SELECT tableowner FROM pg_tables WHERE tablename = 'audit_log_unpartitioned')
+    LOOP
+        EXECUTE format(
+            'GRANT %s ON audit_log TO %s',
+            g.privilege_type,
+            CASE WHEN g.grantee = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(g.grantee) END
+        );
+    END LOOP;
 END
 $$;
 DROP TABLE audit_log_unpartitioned;

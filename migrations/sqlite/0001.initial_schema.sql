@@ -85,7 +85,9 @@ CREATE INDEX memory_entries_expires_idx ON memory_entries (expires_at)
 
 CREATE TABLE audit_log (
     audit_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- Who acted (the transaction's actor), and whose data the row is about.
     user_id     TEXT CHECK (length(user_id) = 36),
+    subject_id  TEXT CHECK (length(subject_id) = 36),
     action      TEXT NOT NULL
         CHECK (length(action) BETWEEN 1 AND 20 AND action NOT GLOB '*[^A-Z_]*'),
     table_name  TEXT NOT NULL CHECK (length(table_name) BETWEEN 1 AND 63),
@@ -98,6 +100,7 @@ CREATE TABLE audit_log (
 ) STRICT;
 CREATE INDEX audit_log_record_idx ON audit_log (table_name, record_id, audit_id);
 CREATE INDEX audit_log_user_idx ON audit_log (user_id, audit_id);
+CREATE INDEX audit_log_subject_idx ON audit_log (subject_id, audit_id);
 CREATE INDEX audit_log_timestamp_idx ON audit_log ("timestamp");
 
 CREATE TABLE dashboards (

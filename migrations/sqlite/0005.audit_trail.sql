@@ -10,11 +10,11 @@ CREATE TRIGGER users_audit_insert
 AFTER INSERT ON users
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'INSERT', 'users', NEW.user_id, NULL,
+        stratus_get('actor_user_id'), NEW.user_id, 'INSERT', 'users', NEW.user_id, NULL,
         json_object(
             'user_id', NEW.user_id,
             'name', NEW.name,
@@ -34,11 +34,11 @@ CREATE TRIGGER users_audit_delete
 AFTER DELETE ON users
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'DELETE', 'users', OLD.user_id, json_object(
+        stratus_get('actor_user_id'), OLD.user_id, 'DELETE', 'users', OLD.user_id, json_object(
             'user_id', OLD.user_id,
             'name', OLD.name,
             'email', OLD.email,
@@ -66,11 +66,11 @@ WHEN OLD.user_id IS NOT NEW.user_id
     OR OLD.created_at IS NOT NEW.created_at
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'UPDATE', 'users', NEW.user_id,
+        stratus_get('actor_user_id'), NEW.user_id, 'UPDATE', 'users', NEW.user_id,
         (
             SELECT json_group_object(key, CASE WHEN is_json THEN json(value) ELSE value END)
             FROM (SELECT 'user_id' AS key, OLD.user_id AS value, 0 AS is_json WHERE OLD.user_id IS NOT NEW.user_id
@@ -101,11 +101,11 @@ CREATE TRIGGER conversations_audit_insert
 AFTER INSERT ON conversations
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'INSERT', 'conversations', NEW.conversation_id, NULL,
+        stratus_get('actor_user_id'), NEW.user_id, 'INSERT', 'conversations', NEW.conversation_id, NULL,
         json_object(
             'conversation_id', NEW.conversation_id,
             'user_id', NEW.user_id,
@@ -126,11 +126,11 @@ CREATE TRIGGER conversations_audit_delete
 AFTER DELETE ON conversations
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'DELETE', 'conversations', OLD.conversation_id, json_object(
+        stratus_get('actor_user_id'), OLD.user_id, 'DELETE', 'conversations', OLD.conversation_id, json_object(
             'conversation_id', OLD.conversation_id,
             'user_id', OLD.user_id,
             'title', OLD.title,
@@ -158,11 +158,11 @@ WHEN OLD.conversation_id IS NOT NEW.conversation_id
     OR OLD.created_at IS NOT NEW.created_at
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'UPDATE', 'conversations', NEW.conversation_id,
+        stratus_get('actor_user_id'), NEW.user_id, 'UPDATE', 'conversations', NEW.conversation_id,
         (
             SELECT json_group_object(key, CASE WHEN is_json THEN json(value) ELSE value END)
             FROM (SELECT 'conversation_id' AS key, OLD.conversation_id AS value, 0 AS is_json WHERE OLD.conversation_id IS NOT NEW.conversation_id
@@ -191,11 +191,11 @@ CREATE TRIGGER memory_entries_audit_insert
 AFTER INSERT ON memory_entries
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'INSERT', 'memory_entries', NEW.memory_id, NULL,
+        stratus_get('actor_user_id'), NEW.user_id, 'INSERT', 'memory_entries', NEW.memory_id, NULL,
         json_object(
             'memory_id', NEW.memory_id,
             'user_id', NEW.user_id,
@@ -217,11 +217,11 @@ CREATE TRIGGER memory_entries_audit_delete
 AFTER DELETE ON memory_entries
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'DELETE', 'memory_entries', OLD.memory_id, json_object(
+        stratus_get('actor_user_id'), OLD.user_id, 'DELETE', 'memory_entries', OLD.memory_id, json_object(
             'memory_id', OLD.memory_id,
             'user_id', OLD.user_id,
             'memory_type', OLD.memory_type,
@@ -251,11 +251,11 @@ WHEN OLD.memory_id IS NOT NEW.memory_id
     OR OLD.expires_at IS NOT NEW.expires_at
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'UPDATE', 'memory_entries', NEW.memory_id,
+        stratus_get('actor_user_id'), NEW.user_id, 'UPDATE', 'memory_entries', NEW.memory_id,
         (
             SELECT json_group_object(key, CASE WHEN is_json THEN json(value) ELSE value END)
             FROM (SELECT 'memory_id' AS key, OLD.memory_id AS value, 0 AS is_json WHERE OLD.memory_id IS NOT NEW.memory_id
@@ -286,11 +286,11 @@ CREATE TRIGGER dashboards_audit_insert
 AFTER INSERT ON dashboards
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'INSERT', 'dashboards', NEW.dashboard_id, NULL,
+        stratus_get('actor_user_id'), NEW.user_id, 'INSERT', 'dashboards', NEW.dashboard_id, NULL,
         json_object(
             'dashboard_id', NEW.dashboard_id,
             'user_id', NEW.user_id,
@@ -306,11 +306,11 @@ CREATE TRIGGER dashboards_audit_delete
 AFTER DELETE ON dashboards
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'DELETE', 'dashboards', OLD.dashboard_id, json_object(
+        stratus_get('actor_user_id'), OLD.user_id, 'DELETE', 'dashboards', OLD.dashboard_id, json_object(
             'dashboard_id', OLD.dashboard_id,
             'user_id', OLD.user_id,
             'name', OLD.name,
@@ -330,11 +330,11 @@ WHEN OLD.dashboard_id IS NOT NEW.dashboard_id
     OR OLD.created_at IS NOT NEW.created_at
 BEGIN
     INSERT INTO audit_log (
-        user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-        ip_address, user_agent
+        user_id, subject_id, action, table_name, record_id, old_values, new_values,
+        "timestamp", ip_address, user_agent
     )
     VALUES (
-        stratus_get('actor_user_id'), 'UPDATE', 'dashboards', NEW.dashboard_id,
+        stratus_get('actor_user_id'), NEW.user_id, 'UPDATE', 'dashboards', NEW.dashboard_id,
         (
             SELECT json_group_object(key, CASE WHEN is_json THEN json(value) ELSE value END)
             FROM (SELECT 'dashboard_id' AS key, OLD.dashboard_id AS value, 0 AS is_json WHERE OLD.dashboard_id IS NOT NEW.dashboard_id

@@ -7,19 +7,21 @@ WHERE user_id = :user_id
 ORDER BY created_at, conversation_id;
 
 -- name: user_messages :many -> Message
--- Every live message of a user's conversations, oldest first.
+-- Every live message a user wrote or that is in their conversations, oldest first.
 SELECT message_id, conversation_id, user_id, agent_name, message_type, content, metadata,
        tokens_used, response_time, created_at
 FROM messages
-WHERE conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
+WHERE user_id = :user_id
+   OR conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
 ORDER BY created_at, message_id;
 
 -- name: user_archived_messages :many -> Message
--- Every archived message of a user's conversations, oldest first.
+-- Every archived message a user wrote or that is in their conversations, oldest first.
 SELECT message_id, conversation_id, user_id, agent_name, message_type, content, metadata,
        tokens_used, response_time, created_at
 FROM messages_archive
-WHERE conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
+WHERE user_id = :user_id
+   OR conversation_id IN (SELECT conversation_id FROM conversations WHERE user_id = :user_id)
 ORDER BY created_at, message_id;
 
 -- name: user_memories :many -> MemoryEntry
@@ -39,22 +41,20 @@ WHERE user_id = :user_id
 ORDER BY "timestamp", metric_id;
 
 -- name: audit_about_user :many -> AuditEntry
--- Audit rows about a user: their actions, their profile, and rows of theirs.
-SELECT audit_id, user_id, action, table_name, record_id, old_values, new_values, "timestamp",
-       host(ip_address) AS ip_address, user_agent
+-- Audit rows about a user's data (they are its subject), oldest first.
+SELECT audit_id, user_id, subject_id, action, table_name, record_id, old_values, new_values,
+       "timestamp", host(ip_address) AS ip_address, user_agent
 FROM audit_log
-WHERE user_id = :user_id
-   OR record_id = :user_id
-   OR old_values ->> 'user_id' = :user_id::text
-   OR new_values ->> 'user_id' = :user_id::text
+WHERE subject_id = :user_id
 ORDER BY audit_id;
 
 -- name: record_audit_event :exec
 -- Record an event on a user that no trigger sees (EXPORT, ERASE), with the actor.
 INSERT INTO audit_log (
-    user_id, action, table_name, record_id, new_values, "timestamp", ip_address, user_agent
+    user_id, subject_id, action, table_name, record_id, new_values, "timestamp", ip_address,
+    user_agent
 )
-VALUES (nullif(current_setting('stratus.actor_user_id', true), '')::uuid, :action, 'users', :user_id, :details, now(), nullif(current_setting('stratus.actor_ip', true), '')::inet, nullif(current_setting('stratus.actor_user_agent', true), ''));
+VALUES (nullif(current_setting('stratus.actor_user_id', true), '')::uuid, :user_id, :action, 'users', :user_id, :details, now(), nullif(current_setting('stratus.actor_ip', true), '')::inet, nullif(current_setting('stratus.actor_user_agent', true), ''));
 
 -- name: allow_audit_redaction :exec
 -- Let this transaction rewrite audit rows and seals (erasure only).
@@ -91,8 +91,8 @@ SET name = 'Usuário removido',
 WHERE user_id = :user_id;
 
 -- name: redact_audit_about_user :execrows
--- Blank the personal fields of the audit rows about a user, and the network details of
--- those rows caused by them or by no known actor (a sign-up); another actor's (an
+-- Blank the personal fields of the audit rows about a user's data, and the network details
+-- of those rows caused by them or by no known actor (a sign-up); another actor's (an
 -- administrator's) own details stay.
 UPDATE audit_log
 SET old_values = jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(
@@ -109,7 +109,34 @@ SET old_values = jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jso
            '{key}', '"[erased]"', false), '{value}', '"[erased]"', false),
     ip_address = CASE WHEN user_id IS NULL OR user_id = :user_id THEN NULL ELSE ip_address END,
     user_agent = CASE WHEN user_id IS NULL OR user_id = :user_id THEN NULL ELSE user_agent END
+WHERE subject_id = :user_id;
+
+-- name: forget_actor_network :execrows
+-- Blank the network details of every audit row a user caused, about anyone's data.
+UPDATE audit_log
+SET ip_address = NULL,
+    user_agent = NULL
 WHERE user_id = :user_id
-   OR record_id = :user_id
-   OR old_values ->> 'user_id' = :user_id::text
-   OR new_values ->> 'user_id' = :user_id::text;
+  AND (ip_address IS NOT NULL OR user_agent IS NOT NULL);
+
+-- name: delete_user_messages :execrows
+-- Delete the messages a user wrote in other people's conversations, live and archived.
+DELETE FROM messages
+WHERE user_id = :user_id;
+
+-- name: delete_user_archived_messages :execrows
+-- Delete the archived messages a user wrote in other people's conversations.
+DELETE FROM messages_archive
+WHERE user_id = :user_id;
+
+-- name: lock_user :one -> User
+-- A user's row, locked until the transaction ends: child rows cannot be added meanwhile.
+SELECT user_id, name, email, role, licenses, experience_level, preferences,
+       created_at, last_active
+FROM users
+WHERE user_id = :user_id
+FOR UPDATE;
+
+-- name: compact_search_index :exec
+-- Nothing to rewrite here: deleted rows' search columns go with the rows (VACUUM reclaims).
+SELECT 1;

@@ -363,6 +363,8 @@ async def _connect(
             # FULL: a committed transaction survives a power cut, not only a crash.
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted content is overwritten, not only unlinked (erasure leaves no trace).
+            await conn.execute("PRAGMA secure_delete = ON")
             if readonly:
                 await conn.execute("PRAGMA query_only = ON")
             await conn.create_function("now_utc", 0, clock.read)

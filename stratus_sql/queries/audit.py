@@ -9,9 +9,10 @@ was altered, inserted into a sealed range, or removed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -40,9 +41,6 @@ STATEMENTS = load_queries("audit")
 
 AUDITED_TABLES = ("users", "conversations", "memory_entries", "dashboards")
 SEAL_BATCH = 10_000
-# Rows younger than this are left for the next seal: a transaction still open may yet
-# commit a row with a smaller id, which would otherwise look inserted into a sealed range.
-SEAL_GRACE = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +67,14 @@ async def list_audit(
     table_name: str | None = None,
     record_id: UUID | str | None = None,
     user_id: UUID | str | None = None,
+    subject_id: UUID | str | None = None,
     since: datetime | None = None,
     before: int | None = None,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """Audit rows, newest first: of one table, one record, one actor (`user_id`), from
-    `since` on. For the next page pass the last row's `audit_id` as `before`."""
+    """Audit rows, newest first: of one table, one record, one actor (`user_id`), about one
+    person's data (`subject_id`), from `since` on. For the next page pass the last row's
+    `audit_id` as `before`."""
     filters = validate(_Filters, table_name=table_name, limit=limit, before=before)
     if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
         raise InvalidInput("since: expected a timezone-aware datetime")
@@ -84,6 +84,7 @@ async def list_audit(
         table_name=filters.table_name,
         record_id=None if record_id is None else uuid_arg(record_id, "record_id"),
         user_id=None if user_id is None else uuid_arg(user_id, "user_id"),
+        subject_id=None if subject_id is None else uuid_arg(subject_id, "subject_id"),
         since=since,
         before_id=filters.before,
         limit=filters.limit,
@@ -95,6 +96,7 @@ def row_digest(entry: AuditEntry) -> str:
     document = {
         "audit_id": entry.audit_id,
         "user_id": None if entry.user_id is None else str(entry.user_id),
+        "subject_id": None if entry.subject_id is None else str(entry.subject_id),
         "action": entry.action,
         "table_name": entry.table_name,
         "record_id": None if entry.record_id is None else str(entry.record_id),
@@ -114,22 +116,28 @@ def _link_digest(previous: str | None, digests: list[str]) -> str:
     return chain.hexdigest()
 
 
-async def seal(db: Executor, *, now: datetime | None = None) -> int:
-    """Seal every row written more than a moment ago and not sealed yet; returns how many.
+async def seal(db: Executor, *, wait: float = 5.0) -> int:
+    """Seal every audit row that can no longer change; returns how many were sealed.
 
-    Reading the rows takes no lock, so writers are never held up; each new link is
-    appended in its own short transaction.
+    The rows sealed are exactly those up to a horizon: the last audit id handed out before
+    the call, once every transaction then in progress has ended (on PostgreSQL an id is
+    taken before its transaction commits). Sealing waits up to `wait` seconds for those
+    transactions and never locks out writers; if they are still open it seals nothing and
+    returns 0, to be run again. Seals take turns: concurrent calls never fork the chain.
     """
-    cutoff = (now or datetime.now(UTC)) - SEAL_GRACE
+    horizon = int(await db.fetch_scalar(STATEMENTS.audit_id_horizon))
+    if not await _transactions_settled(db, wait):
+        return 0
     sealed = 0
     while True:
         async with db.transaction() as tx:
+            await tx.execute(STATEMENTS.lock_audit_chain)
             last = await tx.fetch_one(AuditSeal, STATEMENTS.last_seal)
             rows = await tx.fetch_many(
                 AuditEntry,
                 STATEMENTS.audit_rows_after,
                 after_id=0 if last is None else last.last_audit_id,
-                cutoff=cutoff,
+                through_id=horizon,
                 limit=SEAL_BATCH,
             )
             if not rows:
@@ -148,34 +156,60 @@ async def seal(db: Executor, *, now: datetime | None = None) -> int:
         sealed += len(rows)
 
 
-async def reseal(db: Executor, *, from_audit_id: int) -> int:
-    """Recompute every seal from the one holding `from_audit_id` on, after rows it covers
-    were redacted; returns how many seals were rewritten. Only a transaction that allowed
-    audit redaction may do this (the erasure's)."""
+async def _transactions_settled(db: Executor, wait: float) -> bool:
+    """Whether every transaction in progress now has ended, polled for `wait` seconds."""
+    value = await db.fetch_scalar(STATEMENTS.open_transactions)
+    xids = value if isinstance(value, list) else orjson.loads(value)
+    deadline = asyncio.get_running_loop().time() + wait
+    while xids:
+        if not await db.fetch_scalar(STATEMENTS.count_still_open, xids=Json(xids)):
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def reseal(db: Executor, *, audit_ids: set[int]) -> int:
+    """After the rows `audit_ids` were redacted, recompute their digests, and the digests
+    of every link from the first one holding them on; returns how many seals changed.
+
+    Every other row keeps the digest it was sealed with, so a row altered behind the
+    layer's back stays detectable. Only a transaction that allowed audit redaction (an
+    erasure's) may rewrite seals.
+    """
+    if not audit_ids:
+        return 0
+    await db.execute(STATEMENTS.lock_audit_chain)
     seals = await db.fetch_many(AuditSeal, STATEMENTS.list_seals, from_seal_id=0)
-    previous: str | None = None
+    first = min(audit_ids)
+    previous: str | None = seals[0].previous_digest if seals else None
     rewritten = 0
     for link in seals:
-        if link.last_audit_id < from_audit_id:
+        if link.last_audit_id < first:
             previous = link.digest
             continue
-        rows = await db.fetch_many(
-            AuditEntry,
-            STATEMENTS.audit_rows_between,
-            first_id=link.first_audit_id,
-            last_id=link.last_audit_id,
-        )
-        digests = [row_digest(row) for row in rows]
-        digest = _link_digest(previous, digests)
-        await db.execute_rows(
-            STATEMENTS.rewrite_seal,
-            seal_id=link.seal_id,
-            row_digests=Json([[r.audit_id, d] for r, d in zip(rows, digests, strict=True)]),
-            previous_digest=previous,
-            digest=digest,
-        )
+        stored = {int(i): str(d) for i, d in link.row_digests}
+        touched = sorted(audit_ids.intersection(stored))
+        if touched:
+            rows = await db.fetch_many(
+                AuditEntry, STATEMENTS.audit_rows_between, first_id=touched[0], last_id=touched[-1]
+            )
+            for row in rows:
+                if row.audit_id in audit_ids and row.audit_id in stored:
+                    stored[row.audit_id] = row_digest(row)
+        ids = sorted(stored)
+        digest = _link_digest(previous, [stored[i] for i in ids])
+        if digest != link.digest or link.previous_digest != previous:
+            await db.execute_rows(
+                STATEMENTS.rewrite_seal,
+                seal_id=link.seal_id,
+                row_digests=Json([[i, stored[i]] for i in ids]),
+                previous_digest=previous,
+                digest=digest,
+            )
+            rewritten += 1
         previous = digest
-        rewritten += 1
     return rewritten
 
 
@@ -216,19 +250,23 @@ async def verify(db: Executor) -> Verification:
             False, 0, 1, "the chain's first seal follows no recorded prune", None, seals[0].seal_id
         )
     rows_checked = 0
+    # Rows before the first seal are unsealed only after a prune (the kept chain's start).
+    after = seals[0].first_audit_id - 1 if seals and previous is not None else 0
     for count, link in enumerate(seals, start=1):
-        problem = await _check_link(db, link, previous)
+        problem = await _check_link(db, link, previous, after)
         if problem is not None:
             what, audit_id = problem
             return Verification(False, rows_checked, count, what, audit_id, link.seal_id)
         rows_checked += len(link.row_digests)
-        previous = link.digest
+        previous, after = link.digest, link.last_audit_id
     return Verification(True, rows_checked, len(seals))
 
 
 async def _check_link(
-    db: Executor, link: AuditSeal, previous: str | None
+    db: Executor, link: AuditSeal, previous: str | None, after: int
 ) -> tuple[str, int | None] | None:
+    """The first problem of one link; rows from `after` + 1 on must all be in it (seals
+    cover every id after the previous one, so nothing may appear in between)."""
     expected: dict[int, str] = {}
     try:
         for audit_id, digest in link.row_digests:
@@ -238,7 +276,7 @@ async def _check_link(
     rows = await db.fetch_many(
         AuditEntry,
         STATEMENTS.audit_rows_between,
-        first_id=link.first_audit_id,
+        first_id=after + 1,
         last_id=link.last_audit_id,
     )
     found = {row.audit_id: row for row in rows}

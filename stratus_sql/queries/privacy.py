@@ -27,6 +27,7 @@ __all__ = ["ERASED_NAME", "erase_user", "export_user_data", "is_erased"]
 
 STATEMENTS = load_queries("privacy")
 USERS = load_queries("users")
+AUDIT = load_queries("audit")
 DASHBOARDS = load_queries("dashboards")
 
 ERASED_NAME = "Usuário removido"
@@ -88,19 +89,27 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
 
 
 async def erase_user(db: Executor, user_id: UUID | str) -> bool:
-    """Erase a person: delete their conversations (and messages), memories, dashboards and
-    metric samples; replace the profile's personal data (the row stays, anonymized); blank
-    the personal fields of every earlier audit row about them; record one ERASE audit entry;
-    and reseal the audit chain over the rows it redacted, so `audit.verify` still passes.
+    """Erase a person, in one transaction that holds their row locked (nothing new can be
+    added for them meanwhile):
 
-    Returns True when it erased, False when the user was already erased (a no-op).
+    - delete their conversations (with every message in them), the messages they wrote in
+      other people's conversations, their memories, dashboards and metric samples;
+    - replace the profile's personal data (the row stays, anonymized);
+    - blank the personal fields of every audit row about their data, and the network
+      details of the rows they caused;
+    - reseal the audit chain over the rows it rewrote, so `audit.verify` still passes (every
+      other row keeps its sealed digest);
+    - record one ERASE audit entry.
+
+    Returns True when it erased something, False when there was nothing left to erase (a
+    second call is a no-op, but a later call still removes data written since).
     NotFound if there is no such user.
     """
+    uid = uuid_arg(user_id, "user_id")
     async with db.transaction() as tx:
-        user = await _user(tx, user_id)
-        if is_erased(user):
-            return False
-        uid = user.user_id
+        user = await tx.fetch_one(User, STATEMENTS.lock_user, user_id=uid)
+        if user is None:
+            raise NotFound(f"no user {uid}")
         counts = {
             "metrics": await tx.execute_rows(STATEMENTS.delete_user_metrics, user_id=uid),
             "dashboards": await tx.execute_rows(STATEMENTS.delete_user_dashboards, user_id=uid),
@@ -108,13 +117,22 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
             "conversations": await tx.execute_rows(
                 STATEMENTS.delete_user_conversations, user_id=uid
             ),
+            "messages": await tx.execute_rows(STATEMENTS.delete_user_messages, user_id=uid)
+            + await tx.execute_rows(STATEMENTS.delete_user_archived_messages, user_id=uid),
         }
-        tx.memory_written(uid)
+        if is_erased(user) and not any(counts.values()):
+            return False
         await tx.execute_rows(STATEMENTS.anonymize_user, user_id=uid)
-        await tx.execute(STATEMENTS.allow_audit_redaction)
+        tx.memory_written(uid)
+        await tx.execute(STATEMENTS.compact_search_index)
         about = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
+        caused = await tx.fetch_many(AuditEntry, AUDIT.audit_caused_by_user, user_id=uid)
+        await tx.execute(STATEMENTS.allow_audit_redaction)
         redacted = await tx.execute_rows(STATEMENTS.redact_audit_about_user, user_id=uid)
-        resealed = await audit.reseal(tx, from_audit_id=about[0].audit_id) if about else 0
+        redacted += await tx.execute_rows(STATEMENTS.forget_actor_network, user_id=uid)
+        rewritten = {row.audit_id for row in about} | {row.audit_id for row in caused}
+        resealed = await audit.reseal(tx, audit_ids=rewritten)
+        await tx.execute(AUDIT.end_audit_redaction)
         await tx.execute(
             STATEMENTS.record_audit_event,
             action="ERASE",
