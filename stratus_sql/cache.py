@@ -43,6 +43,7 @@ class MemoryCache:
         self._entries: OrderedDict[Hashable, tuple[float, UUID, Any]] = OrderedDict()
         self._keys_by_user: dict[UUID, set[Hashable]] = {}
         self._generations: dict[UUID, int] = {}
+        self._epoch = 0  # bumped by clear(): reads begun before it never store
         self._accesses: dict[UUID, tuple[int, datetime]] = {}
         self._hits = self._misses = self._invalidations = 0
 
@@ -60,14 +61,19 @@ class MemoryCache:
 
     MISSING = _MISSING
 
-    def generation(self, user_id: UUID) -> int:
+    def generation(self, user_id: UUID) -> tuple[int, int]:
         """Read before querying; pass to `put`, which ignores results older than a write."""
-        return self._generations.get(user_id, 0)
+        return self._epoch, self._generations.get(user_id, 0)
 
     def put(
-        self, key: Hashable, user_id: UUID, value: Any, generation: int, ttl: float | None = None
+        self,
+        key: Hashable,
+        user_id: UUID,
+        value: Any,
+        generation: tuple[int, int],
+        ttl: float | None = None,
     ) -> None:
-        if not self.active or generation != self._generations.get(user_id, 0):
+        if not self.active or generation != self.generation(user_id):
             return
         lifetime = self.ttl if ttl is None else min(self.ttl, ttl)
         if lifetime <= 0:
@@ -78,8 +84,17 @@ class MemoryCache:
         while len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))
 
+    def refresh(self, key: Hashable, value: Any) -> None:
+        """Replace a cached value, keeping its expiry (a hit that changed what it read)."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries[key] = (found[0], found[1], value)
+
     def invalidate(self, user_id: UUID) -> None:
         """Forget every cached read of this user's memories."""
+        if len(self._generations) > 4 * self.max_entries:
+            self.clear()  # the epoch guards every user at once; the counters can go
+            self._generations.clear()
         self._generations[user_id] = self._generations.get(user_id, 0) + 1
         self._invalidations += 1
         for key in self._keys_by_user.pop(user_id, ()):
@@ -87,10 +102,10 @@ class MemoryCache:
 
     def clear(self) -> None:
         """Forget everything (when invalidations may have been missed)."""
-        for user_id in list(self._keys_by_user):
-            self.invalidate(user_id)
-        for user_id in list(self._generations):
-            self._generations[user_id] += 1
+        self._epoch += 1
+        self._invalidations += 1
+        self._entries.clear()
+        self._keys_by_user.clear()
 
     def count_access(self, memory_id: UUID, at: datetime) -> None:
         count, _ = self._accesses.get(memory_id, (0, at))

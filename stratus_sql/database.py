@@ -65,6 +65,8 @@ class Database:
     @property
     def memory_cache(self) -> MemoryCache | None:
         """The memory cache, unless disabled or a transaction is open in this task."""
+        if self._closed:
+            raise UsageError("the database is closed")
         if self._cache is None or self._open_transaction() is not None:
             return None
         if self._flusher is None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -197,6 +198,14 @@ class Metric(Record):
     periodo: str | None
 
 
+def _ordinary_year(value: datetime) -> datetime:
+    # Postgres maps the edges of Python's range to +-infinity; keep clear of them.
+    if not 2 <= value.year <= 9998:
+        raise ValueError("must fall between the years 2 and 9998")
+    return value
+
+
+Moment = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_ordinary_year)]
 Rate = Annotated[float, Field(strict=True, ge=0, le=1)]
 Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 # A short label (e.g. "1h"): no control characters, checked by pydantic-core's own regex.
@@ -226,7 +235,7 @@ class MetricSample(BaseModel):
     processing_time_ms: Amount
     memory_usage_mb: Amount
     error_rate: Rate
-    timestamp: Annotated[AwareDatetime, Field(strict=True)] | None = None
+    timestamp: Moment | None = None
     periodo: Periodo | None = None
 
 

@@ -130,3 +130,12 @@ def test_maintain_and_prune_commands(
     assert "dropped 2 monthly partition(s) before 2021-05" in capsys.readouterr().out
     assert main(["--url", url, "audit", "prune", "--before", "May"]) == 1
     assert "expected YYYY-MM" in capsys.readouterr().err
+
+
+async def test_prune_refuses_the_current_month_and_later(pg: tuple[Database, str]) -> None:
+    db, _ = pg
+    next_month = (datetime.now(UTC).date().replace(day=1) + timedelta(days=32)).replace(day=1)
+    with pytest.raises(InvalidInput, match="current"):
+        await audit.prune(db, before=next_month)
+    with pytest.raises(InvalidInput):
+        await audit.maintain(db, months_ahead=2**31)

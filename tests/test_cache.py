@@ -119,3 +119,44 @@ async def test_the_cache_switches_off_while_its_listener_is_down(
             await asyncio.sleep(0.02)
         assert cache.active  # listening again, and empty
         assert cache.stats().size == 0
+
+
+def test_clear_stops_reads_begun_before_it_from_storing() -> None:
+    cache = MemoryCache(max_entries=10, ttl=60)
+    never_written = uuid.uuid4()  # no invalidation yet: only the epoch can guard it
+    before = cache.generation(never_written)
+    cache.clear()
+    cache.put("k", never_written, "stale", before)
+    assert cache.get("k") is MemoryCache.MISSING
+
+
+async def test_cached_access_counts_never_go_back_after_a_flush(database_url: str) -> None:
+    async with await stratus_sql.connect(database_url) as db:
+        user = await users.create_user(
+            db, name="Ana", email=f"f.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+        )
+        await memory.store_memory(
+            db, user_id=user.user_id, key="k", value="v", memory_type="critical", importance_score=1
+        )
+        counts = []
+        for _ in range(3):
+            counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
+        await db._flush_accesses()
+        for _ in range(2):
+            counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
+        assert counts == sorted(counts)
+        assert counts[-1] == 5
+
+
+async def test_a_closed_database_serves_nothing_from_its_cache(database_url: str) -> None:
+    db = await stratus_sql.connect(database_url)
+    user = await users.create_user(
+        db, name="Ana", email=f"c.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+    )
+    await memory.store_memory(
+        db, user_id=user.user_id, key="k", value="v", memory_type="critical", importance_score=1
+    )
+    await memory.get_memory(db, user.user_id, "k")
+    await db.close()
+    with pytest.raises(stratus_sql.UsageError, match="closed"):
+        await memory.get_memory(db, user.user_id, "k")

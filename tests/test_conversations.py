@@ -401,3 +401,23 @@ async def test_usage_stats_by_day_with_gaps_filled(db: Database, user: User) -> 
 async def test_usage_stats_rejects_bad_ranges(db: Database, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
         await conv.usage_stats(db, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"since": date.max, "until": date.max},
+        {"since": date.min, "until": date.min},
+    ],
+)
+async def test_usage_stats_refuses_the_edges_of_time(
+    db: Database, kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidInput):
+        await conv.usage_stats(db, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_purge_refuses_counts_beyond_its_range(db: Database) -> None:
+    for kwargs in ({"older_than_days": 2**40}, {"older_than_days": 1, "batch_size": 10**9}):
+        with pytest.raises(InvalidInput):
+            await conv.purge_conversations(db, **kwargs)  # type: ignore[arg-type]

@@ -398,3 +398,16 @@ async def test_scores_decay_with_age_by_type_and_critical_never_decays(
     assert hits["old"] == pytest.approx(hits["fresh"] * 90 / (90 + 90), rel=0.01)
     assert hits["vital"] == pytest.approx(hits["fresh"], rel=0.01)
     assert fresh.memory_type is MemoryType.LONG_TERM
+
+
+async def test_values_of_every_json_type_are_searched_alike(db: Database, user: User) -> None:
+    await remember(db, user, "flag", True)
+    await remember(db, user, "count", 172)
+    assert [h.entry.key for h in await memory.search_memories(db, user.user_id, "true")] == ["flag"]
+    assert [h.entry.key for h in await memory.search_memories(db, user.user_id, "172")] == ["count"]
+
+
+async def test_expiry_at_the_edges_of_time_is_refused(db: Database, user: User) -> None:
+    for when in (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)):
+        with pytest.raises(InvalidInput, match="expires_at"):
+            await remember(db, user, "k", "v", expires_at=when)

@@ -278,3 +278,39 @@ async def test_samples_a_microsecond_from_a_bucket_edge_land_on_their_side(
     await metrics.record_metrics(db, batch)
     series = await metrics.dashboard_series(db, period="30d", user_id=user.user_id, now=now)
     assert [b.samples for b in series] == [1] + [2] * (count - 2) + [1]
+
+
+async def test_a_sample_cannot_name_another_users_dashboard(db: Database, user: User) -> None:
+    other = await users.create_user(
+        db, name="Outro", email=f"o.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
+    )
+    theirs = await dashboards.create_dashboard(db, user_id=other.user_id, name="Deles")
+    with pytest.raises(NotFound):
+        await metrics.record_metrics(db, [sample(user, dashboard_id=theirs.dashboard_id)])
+    with pytest.raises(NotFound):
+        await metrics.record_metric(db, **sample(user, dashboard_id=theirs.dashboard_id))
+    assert (
+        sum(b.samples for b in await metrics.dashboard_series(db, dashboard_id=theirs.dashboard_id))
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"period": ["24h"]},
+        {"now": datetime(1, 1, 1, tzinfo=UTC)},
+        {"now": datetime.max.replace(tzinfo=UTC)},
+    ],
+)
+async def test_series_refuses_periods_and_times_it_cannot_hold(
+    db: Database, kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidInput):
+        await metrics.dashboard_series(db, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_samples_at_the_edges_of_time_are_refused(db: Database, user: User) -> None:
+    for when in (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)):
+        with pytest.raises(InvalidInput, match="timestamp"):
+            await metrics.record_metrics(db, [sample(user, timestamp=when)])

@@ -222,3 +222,19 @@ async def test_the_recommended_app_login_works_scoped_and_unscoped(app_login: st
                 await metrics.record_metrics(tx, [{**sample, "user_id": b.user_id}])
         series = await metrics.dashboard_series(db, user_id=a.user_id)
         assert series[-1].samples == 2
+
+
+async def test_an_admin_cannot_write_into_another_users_conversation(pg: Database) -> None:
+    admin, b = await owner(pg, role="admin"), await owner(pg)
+    b_chat = (await conversations.list_conversations(pg, b.user_id)).items[0]
+    with pytest.raises(StratusError):
+        async with pg.transaction(actor=Actor(user_id=admin.user_id), scoped=True) as tx:
+            await conversations.add_message(
+                tx, conversation_id=b_chat.conversation_id, user_id=admin.user_id,
+                content="intrusa", message_type="system",
+            )  # fmt: skip
+    after = await conversations.get_conversation(pg, b_chat.conversation_id)
+    assert after is not None
+    assert after.message_count == len(
+        (await conversations.list_messages(pg, b_chat.conversation_id)).items
+    )

@@ -138,14 +138,17 @@ CREATE TABLE dashboards (
     name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT dashboards_user_name_key UNIQUE (user_id, name)
+    CONSTRAINT dashboards_user_name_key UNIQUE (user_id, name),
+    -- Referenced by metrics, so that a sample's dashboard is always its own user's.
+    CONSTRAINT dashboards_id_user_key UNIQUE (dashboard_id, user_id)
 );
 
 CREATE TABLE metrics (
     metric_id          uuid PRIMARY KEY,
     user_id            uuid NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
-    -- A sample outlives its dashboard: it still counts in the user's series.
-    dashboard_id       uuid REFERENCES dashboards (dashboard_id) ON DELETE SET NULL,
+    -- A sample outlives its dashboard (it still counts in the user's series), and can only
+    -- name a dashboard of its own user.
+    dashboard_id       uuid,
     ia_efficiency      double precision NOT NULL CHECK (ia_efficiency BETWEEN 0 AND 1),
     model_accuracy     double precision NOT NULL CHECK (model_accuracy BETWEEN 0 AND 1),
     processing_time_ms double precision NOT NULL
@@ -154,7 +157,9 @@ CREATE TABLE metrics (
         CHECK (memory_usage_mb >= 0 AND memory_usage_mb < 'Infinity'),
     error_rate         double precision NOT NULL CHECK (error_rate BETWEEN 0 AND 1),
     "timestamp"        timestamptz NOT NULL DEFAULT now(),
-    periodo            text CHECK (length(periodo) BETWEEN 1 AND 16)
+    periodo            text CHECK (length(periodo) BETWEEN 1 AND 16),
+    CONSTRAINT metrics_dashboard_fkey FOREIGN KEY (dashboard_id, user_id)
+        REFERENCES dashboards (dashboard_id, user_id) ON DELETE SET NULL (dashboard_id)
 );
 CREATE INDEX metrics_user_time_idx ON metrics (user_id, "timestamp");
 CREATE INDEX metrics_dashboard_time_idx ON metrics (dashboard_id, "timestamp")

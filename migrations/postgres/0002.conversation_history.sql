@@ -12,6 +12,10 @@ BEGIN
         total_tokens = total_tokens + NEW.tokens_used,
         updated_at = greatest(updated_at, NEW.created_at)
     WHERE conversation_id = NEW.conversation_id;
+    IF NOT FOUND THEN  -- hidden by row-level security: never leave a message uncounted
+        RAISE EXCEPTION 'the conversation of message % cannot be updated', NEW.message_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -49,8 +49,16 @@ CREATE POLICY conversations_admin_reads ON conversations FOR SELECT TO stratus_s
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;
 CREATE POLICY messages_unscoped ON messages USING (current_user <> 'stratus_scoped');
+-- A message is the actor's to write only in a conversation of the actor's.
 CREATE POLICY messages_own ON messages TO stratus_scoped
-    USING (user_id = stratus_actor()) WITH CHECK (user_id = stratus_actor());
+    USING (user_id = stratus_actor())
+    WITH CHECK (
+        user_id = stratus_actor()
+        AND EXISTS (
+            SELECT 1 FROM conversations AS c
+            WHERE c.conversation_id = messages.conversation_id AND c.user_id = stratus_actor()
+        )
+    );
 CREATE POLICY messages_admin_reads ON messages FOR SELECT TO stratus_scoped
     USING (stratus_actor_is_admin());
 
@@ -59,7 +67,15 @@ ALTER TABLE messages_archive FORCE ROW LEVEL SECURITY;
 CREATE POLICY messages_archive_unscoped ON messages_archive
     USING (current_user <> 'stratus_scoped');
 CREATE POLICY messages_archive_own ON messages_archive TO stratus_scoped
-    USING (user_id = stratus_actor()) WITH CHECK (user_id = stratus_actor());
+    USING (user_id = stratus_actor())
+    WITH CHECK (
+        user_id = stratus_actor()
+        AND EXISTS (
+            SELECT 1 FROM conversations AS c
+            WHERE c.conversation_id = messages_archive.conversation_id
+              AND c.user_id = stratus_actor()
+        )
+    );
 CREATE POLICY messages_archive_admin_reads ON messages_archive FOR SELECT TO stratus_scoped
     USING (stratus_actor_is_admin());
 

@@ -1,4 +1,6 @@
 -- Drops everything 0001 created.
+DROP TRIGGER metrics_dashboard_owner_update;
+DROP TRIGGER metrics_dashboard_owner_insert;
 DROP TABLE metrics;
 DROP TABLE dashboards;
 DROP TABLE audit_log;

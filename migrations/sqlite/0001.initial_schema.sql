@@ -129,3 +129,21 @@ CREATE INDEX metrics_user_time_idx ON metrics (user_id, "timestamp");
 CREATE INDEX metrics_dashboard_time_idx ON metrics (dashboard_id, "timestamp")
     WHERE dashboard_id IS NOT NULL;
 CREATE INDEX metrics_time_idx ON metrics ("timestamp");
+-- A sample can only name a dashboard of its own user (SQLite cannot set one column of a
+-- two-column foreign key to NULL, which Postgres does with a composite key).
+CREATE TRIGGER metrics_dashboard_owner_insert
+BEFORE INSERT ON metrics
+WHEN NEW.dashboard_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM dashboards WHERE dashboard_id = NEW.dashboard_id AND user_id = NEW.user_id
+)
+BEGIN
+    SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the dashboard is not the user''s');
+END;
+CREATE TRIGGER metrics_dashboard_owner_update
+BEFORE UPDATE OF dashboard_id, user_id ON metrics
+WHEN NEW.dashboard_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM dashboards WHERE dashboard_id = NEW.dashboard_id AND user_id = NEW.user_id
+)
+BEGIN
+    SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the dashboard is not the user''s');
+END;

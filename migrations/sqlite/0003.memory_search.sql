@@ -10,7 +10,7 @@ CREATE TABLE memory_search_ids (
 ) STRICT;
 
 -- The key with '_' as a space, and the value: a JSON string's text, or the JSON of
--- anything else.
+-- anything else (true, 42, {...}), as Postgres's `value #>> '{}'` gives it.
 CREATE VIRTUAL TABLE memory_entries_fts USING fts5(
     key, value, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -18,7 +18,7 @@ CREATE VIRTUAL TABLE memory_entries_fts USING fts5(
 -- Entries stored before this migration.
 INSERT INTO memory_search_ids (memory_id) SELECT memory_id FROM memory_entries;
 INSERT INTO memory_entries_fts (rowid, key, value)
-SELECT s.search_id, replace(m.key, '_', ' '), CAST(json_extract(m.value, '$') AS TEXT)
+SELECT s.search_id, replace(m.key, '_', ' '), CASE json_type(m.value) WHEN 'text' THEN json_extract(m.value, '$') ELSE m.value END
 FROM memory_entries AS m
 JOIN memory_search_ids AS s ON s.memory_id = m.memory_id;
 
@@ -30,7 +30,7 @@ BEGIN
     VALUES (
         (SELECT search_id FROM memory_search_ids WHERE memory_id = NEW.memory_id),
         replace(NEW.key, '_', ' '),
-        CAST(json_extract(NEW.value, '$') AS TEXT)
+        CASE json_type(NEW.value) WHEN 'text' THEN json_extract(NEW.value, '$') ELSE NEW.value END
     );
 END;
 
@@ -38,7 +38,7 @@ CREATE TRIGGER memory_entries_fts_update
 AFTER UPDATE OF key, value ON memory_entries
 BEGIN
     UPDATE memory_entries_fts
-    SET key = replace(NEW.key, '_', ' '), value = CAST(json_extract(NEW.value, '$') AS TEXT)
+    SET key = replace(NEW.key, '_', ' '), value = CASE json_type(NEW.value) WHEN 'text' THEN json_extract(NEW.value, '$') ELSE NEW.value END
     WHERE rowid = (SELECT search_id FROM memory_search_ids WHERE memory_id = NEW.memory_id);
 END;
 

@@ -18,11 +18,11 @@ WHERE user_id = :user_id
   AND name = :name;
 
 -- name: list_dashboards :many -> Dashboard
--- A user's dashboards by name.
+-- A user's dashboards by name (binary order, the same on SQLite).
 SELECT dashboard_id, user_id, name, created_at, updated_at
 FROM dashboards
 WHERE user_id = :user_id
-ORDER BY name, dashboard_id;
+ORDER BY name COLLATE "C", dashboard_id;
 
 -- name: rename_dashboard :one -> Dashboard
 -- Rename a dashboard.

@@ -18,7 +18,7 @@ WHERE user_id = :user_id
   AND name = :name;
 
 -- name: list_dashboards :many -> Dashboard
--- A user's dashboards by name.
+-- A user's dashboards by name (binary order, as Postgres's COLLATE "C").
 SELECT dashboard_id, user_id, name, created_at, updated_at
 FROM dashboards
 WHERE user_id = :user_id

@@ -408,6 +408,10 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
         return AlreadyExists(f"already exists: {message}", constraint=constraint)
     if state == "23503":
         return NotFound(f"a referenced row does not exist ({constraint})")
+    if state == "23514" and "no partition of relation" in message:
+        return DatabaseError(
+            f"{message}: run `stratus-sql maintain` to create the month's partition"
+        )
     if state.startswith("22") or state in ("23502", "23514"):
         return InvalidInput(f"rejected by the database: {message}")
     if state in ("40001", "40P01", "55P03"):

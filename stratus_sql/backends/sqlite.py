@@ -432,6 +432,8 @@ def _sqlite_error(exc: sqlite3.Error) -> StratusError:
         constraint = message.split("failed: ", 1)[-1] if "failed: " in message else None
         return AlreadyExists(f"already exists: {message}", constraint=constraint)
     if code == "SQLITE_CONSTRAINT_TRIGGER":  # RAISE(ABORT, ...): a trigger's own refusal
+        if message.startswith("FOREIGN KEY"):
+            return NotFound(f"a referenced row does not exist ({message})")
         return DatabaseError(f"refused by the database: {message}")
     if code == "SQLITE_CONSTRAINT_FOREIGNKEY":
         return NotFound("a referenced row does not exist (FOREIGN KEY)")

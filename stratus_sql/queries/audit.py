@@ -76,8 +76,10 @@ async def list_audit(
     person's data (`subject_id`), from `since` on. For the next page pass the last row's
     `audit_id` as `before`."""
     filters = validate(_Filters, table_name=table_name, limit=limit, before=before)
-    if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
-        raise InvalidInput("since: expected a timezone-aware datetime")
+    if since is not None and (
+        not isinstance(since, datetime) or since.tzinfo is None or not 2 <= since.year <= 9998
+    ):
+        raise InvalidInput("since: expected a timezone-aware datetime between the years 2 and 9998")
     return await db.fetch_many(
         AuditEntry,
         STATEMENTS.list_audit,
@@ -217,8 +219,14 @@ async def maintain(db: Executor, *, months_ahead: int = 3) -> int:
     """Create the monthly audit_log partitions up to `months_ahead` months from now
     (PostgreSQL; SQLite has none); returns how many were new. Run at least monthly:
     `stratus-sql migrate` and `stratus-sql maintain` do."""
-    if isinstance(months_ahead, bool) or not isinstance(months_ahead, int) or months_ahead < 0:
-        raise InvalidInput(f"months_ahead: expected an integer >= 0, got {months_ahead!r:.30}")
+    if (
+        isinstance(months_ahead, bool)
+        or not isinstance(months_ahead, int)
+        or not 0 <= months_ahead <= 120
+    ):
+        raise InvalidInput(
+            f"months_ahead: expected an integer from 0 to 120, got {months_ahead!r:.30}"
+        )
     return int(await db.fetch_scalar(STATEMENTS.add_audit_partitions, months_ahead=months_ahead))
 
 
@@ -233,6 +241,8 @@ async def prune(db: Executor, *, before: date) -> int:
         raise UsageError("pruning drops monthly partitions, which only PostgreSQL has")
     if not isinstance(before, date) or isinstance(before, datetime) or before.day != 1:
         raise InvalidInput("before: expected the first day of a month (a date)")
+    if before > datetime.now(UTC).date().replace(day=1):
+        raise InvalidInput("before: pruning stops at this month: it cannot drop the current one")
     return int(await db.fetch_scalar(STATEMENTS.drop_audit_partitions, before=before))
 
 

@@ -258,6 +258,8 @@ async def usage_stats(
     span = validate(_Range, since=since, until=until)
     if isinstance(since, datetime) or isinstance(until, datetime):
         raise InvalidInput("since/until: expected dates, not datetimes")
+    if span.since.year < 2 or span.until.year > 9998:
+        raise InvalidInput("since/until: expected dates between the years 2 and 9998")
     days = (span.until - span.since).days + 1
     if not 1 <= days <= MAX_USAGE_DAYS:
         raise InvalidInput(f"until: expected 0 to {MAX_USAGE_DAYS - 1} days after since")
@@ -270,12 +272,14 @@ async def purge_conversations(db: Executor, *, older_than_days: int, batch_size:
     """Delete every conversation not updated for `older_than_days` days, with its messages,
     `batch_size` at a time (each batch its own short transaction outside
     `db.transaction()`); each deletion is recorded in the audit trail. Returns the count."""
-    for name, value, low in (
-        ("older_than_days", older_than_days, 0),
-        ("batch_size", batch_size, 1),
+    for name, value, low, high in (
+        ("older_than_days", older_than_days, 0, 36_500),
+        ("batch_size", batch_size, 1, 100_000),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidInput(f"{name}: expected an integer >= {low}, got {value!r:.30}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(
+                f"{name}: expected an integer from {low} to {high}, got {value!r:.30}"
+            )
     total = 0
     while True:
         removed = await db.execute_rows(

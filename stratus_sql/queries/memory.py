@@ -36,6 +36,8 @@ _WORD = re.compile(r"[^\W_]+")
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("must be timezone-aware (UTC)")
+    if value is not None and not 2 <= value.year <= 9998:
+        raise ValueError("must fall between the years 2 and 9998")
     return value
 
 
@@ -116,13 +118,18 @@ async def get_memory(db: Executor, user_id: UUID | str, key: str) -> MemoryEntry
         if entry.expires_at is not None and entry.expires_at <= now:
             return None
         cache.count_access(entry.memory_id, now)
-        owed = cache.owed_accesses(entry.memory_id)
-        return entry.model_copy(
-            update={"access_count": entry.access_count + owed, "last_accessed_at": now}
+        # The cached entry counts this access too, so counts never go back after a flush.
+        entry = entry.model_copy(
+            update={"access_count": entry.access_count + 1, "last_accessed_at": now}
         )
+        cache.refresh(cache_key, entry)
+        return entry
     generation = cache.generation(uid)
     found = await db.fetch_one(MemoryEntry, STATEMENTS.get_memory, user_id=uid, key=wanted)
     if found is not None:
+        owed = cache.owed_accesses(found.memory_id)  # served from the cache, not written yet
+        if owed:
+            found = found.model_copy(update={"access_count": found.access_count + owed})
         ttl = None if found.expires_at is None else (found.expires_at - now).total_seconds()
         cache.put(cache_key, uid, found, generation, ttl)
     return found
@@ -140,8 +147,14 @@ async def forget_memory(db: Executor, user_id: UUID | str, key: str) -> bool:
 async def purge_expired(db: Executor, *, batch_size: int = 1000) -> int:
     """Delete every expired entry, `batch_size` rows per statement (each its own short
     transaction outside `db.transaction()`); returns how many were deleted."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput(f"batch_size: expected a positive integer, got {batch_size!r:.30}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= 100_000
+    ):
+        raise InvalidInput(
+            f"batch_size: expected an integer from 1 to 100000, got {batch_size!r:.30}"
+        )
     total = 0
     while True:
         removed = await db.execute_rows(STATEMENTS.purge_expired, batch_size=batch_size)

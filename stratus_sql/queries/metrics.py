@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NotRequired
+from typing import Any, NotRequired
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from stratus_sql.backends.base import Executor
 from stratus_sql.errors import DatabaseError, InvalidInput
 from stratus_sql.ids import uuid7, uuid7_batch
 from stratus_sql.queries._input import uuid_arg
-from stratus_sql.records import Amount, Metric, MetricBucket, MetricSample, Periodo, Rate
+from stratus_sql.records import (
+    Amount,
+    Metric,
+    MetricBucket,
+    MetricSample,
+    Moment,
+    Periodo,
+    Rate,
+)
 from stratus_sql.sqlfiles import load_queries
 
 __all__ = ["PERIODS", "dashboard_series", "record_metric", "record_metrics"]
@@ -46,7 +54,7 @@ class _SampleMapping(TypedDict):
     processing_time_ms: Amount
     memory_usage_mb: Amount
     error_rate: Rate
-    timestamp: NotRequired[Annotated[AwareDatetime, Field(strict=True)] | None]
+    timestamp: NotRequired[Moment | None]
     periodo: NotRequired[Periodo | None]
 
 
@@ -139,12 +147,12 @@ async def dashboard_series(
     [now - period, now), and bucket i starts at now - period + i x width. Samples of one
     user, one dashboard, both, or all of them when neither is given.
     """
-    if period not in PERIODS:
-        raise InvalidInput(f"period: {period!r} is not one of {', '.join(PERIODS)}")
+    if not isinstance(period, str) or period not in PERIODS:
+        raise InvalidInput(f"period: {period!r:.30} is not one of {', '.join(PERIODS)}")
     if now is None:
         now = datetime.now(UTC)
-    elif not isinstance(now, datetime) or now.tzinfo is None:
-        raise InvalidInput("now: expected a timezone-aware datetime")
+    elif not isinstance(now, datetime) or now.tzinfo is None or not 2 <= now.year <= 9998:
+        raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
     buckets, width = PERIODS[period]
     return await db.fetch_many(
         MetricBucket,
