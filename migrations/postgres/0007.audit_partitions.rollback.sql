@@ -6,6 +6,7 @@ ALTER INDEX audit_log_user_idx RENAME TO audit_log_partitioned_user_idx;
 ALTER INDEX audit_log_timestamp_idx RENAME TO audit_log_partitioned_timestamp_idx;
 ALTER INDEX audit_log_subject_idx RENAME TO audit_log_partitioned_subject_idx;
 ALTER TABLE audit_log_partitioned RENAME CONSTRAINT audit_log_pkey TO audit_log_partitioned_pkey;
+ALTER SEQUENCE audit_log_audit_id_seq RENAME TO audit_log_partitioned_audit_id_seq;
 CREATE TABLE audit_log (
     audit_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id     uuid,

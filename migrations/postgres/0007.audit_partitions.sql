@@ -5,6 +5,8 @@
 
 ALTER TABLE audit_log RENAME TO audit_log_unpartitioned;
 ALTER TABLE audit_log_unpartitioned RENAME CONSTRAINT audit_log_pkey TO audit_log_unpartitioned_pkey;
+-- So that the new table's identity sequence takes the usual name, audit_log_audit_id_seq.
+ALTER SEQUENCE audit_log_audit_id_seq RENAME TO audit_log_unpartitioned_audit_id_seq;
 DROP INDEX audit_log_record_idx;
 DROP INDEX audit_log_user_idx;
 DROP INDEX audit_log_timestamp_idx;
