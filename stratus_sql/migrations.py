@@ -3,13 +3,19 @@
 yoyo keeps its default bookkeeping tables (`_yoyo_migration`, `_yoyo_log`, ...) and takes its
 own lock, so two processes migrating at once apply each migration once. Postgres is reached
 through psycopg 3 (`postgresql+psycopg://`), SQLite through the standard library.
+
+A released migration is never edited: the SHA-256 of each applied migration's files is
+kept in `_stratus_migration_checksums`, and `apply_migrations` and `migration_status` fail,
+naming the file, when an applied migration's files have changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stratus_sql._resources import data_dir
@@ -32,11 +38,15 @@ class MigrationStatus:
 
 
 def apply_migrations(url: str | None = None) -> list[str]:
-    """Apply every pending migration; returns the ids applied (empty when up to date)."""
+    """Apply every pending migration; returns the ids applied (empty when up to date).
+
+    UsageError, naming the file, if a migration already applied was edited since."""
     backend, migrations = _open(url)
     with _translated(url), backend.lock():
+        _check_unchanged(backend, migrations)
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
+        _record(backend, pending)
     return [m.id for m in pending]
 
 
@@ -49,15 +59,80 @@ def rollback_migrations(url: str | None = None, *, steps: int | None = 1) -> lis
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
+        _forget(backend, chosen)
     return [m.id for m in chosen]
 
 
 def migration_status(url: str | None = None) -> list[MigrationStatus]:
     """Every known migration, oldest first, and whether it is applied."""
     backend, migrations = _open(url)
-    with _translated(url):
+    with _translated(url), backend.lock():
+        _check_unchanged(backend, migrations)
         applied = backend.get_applied_migration_hashes()
     return [MigrationStatus(m.id, m.hash in applied) for m in migrations]
+
+
+_CHECKSUMS = "_stratus_migration_checksums"
+
+
+def _checksum(migration: Any) -> str:
+    """SHA-256 of a migration's file and its rollback file."""
+    path = Path(migration.path)
+    digest = hashlib.sha256(path.read_bytes())
+    rollback = path.with_name(path.name.removesuffix(".sql") + ".rollback.sql")
+    if rollback.is_file():
+        digest.update(rollback.read_bytes())
+    return digest.hexdigest()
+
+
+def _stored(backend: Any) -> dict[str, str]:
+    with backend.transaction():
+        backend.execute(
+            f"CREATE TABLE IF NOT EXISTS {_CHECKSUMS} ("
+            "migration_id VARCHAR(255) PRIMARY KEY, sha256 VARCHAR(64) NOT NULL)"
+        )
+    rows = backend.execute(f"SELECT migration_id, sha256 FROM {_CHECKSUMS}").fetchall()
+    return {str(m): str(c) for m, c in rows}
+
+
+def _check_unchanged(backend: Any, migrations: Any) -> None:
+    """Fail naming the first applied migration whose files changed; remember the checksums
+    of applied migrations seen for the first time."""
+    stored = _stored(backend)
+    applied = set(backend.get_applied_migration_hashes())
+    unseen = []
+    for migration in migrations:
+        if migration.hash not in applied:
+            continue
+        current = _checksum(migration)
+        if migration.id not in stored:
+            unseen.append(migration)
+        elif stored[migration.id] != current:
+            raise UsageError(
+                f"{migration.path}: migration {migration.id} was edited after it was applied; "
+                "restore it and make the change in a new migration"
+            )
+    _record(backend, unseen)
+
+
+def _record(backend: Any, migrations: Any) -> None:
+    with backend.transaction():
+        for migration in migrations:
+            backend.execute(
+                f"DELETE FROM {_CHECKSUMS} WHERE migration_id = :id", {"id": migration.id}
+            )
+            backend.execute(
+                f"INSERT INTO {_CHECKSUMS} (migration_id, sha256) VALUES (:id, :sha)",
+                {"id": migration.id, "sha": _checksum(migration)},
+            )
+
+
+def _forget(backend: Any, migrations: Any) -> None:
+    with backend.transaction():
+        for migration in migrations:
+            backend.execute(
+                f"DELETE FROM {_CHECKSUMS} WHERE migration_id = :id", {"id": migration.id}
+            )
 
 
 def _open(url: str | None) -> tuple[Any, Any]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,19 +18,23 @@ PG_CATALOG = """
 SELECT 'relation', c.relname || ':' || c.relkind::text FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = 'public' AND c.relname NOT LIKE '%yoyo%'
+    AND c.relname NOT LIKE '_stratus_migration%'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || udt_name
        || ' null=' || is_nullable || ' default=' || coalesce(column_default, '')
   FROM information_schema.columns
   WHERE table_schema = 'public' AND table_name NOT LIKE '%yoyo%'
+    AND table_name NOT LIKE '_stratus_migration%'
 UNION ALL
 SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
   FROM pg_constraint
   WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT LIKE '%yoyo%'
+    AND conrelid::regclass::text NOT LIKE '_stratus_migration%'
 UNION ALL
 SELECT 'index', indexdef FROM pg_indexes
   WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'
+    AND tablename NOT LIKE '_stratus_migration%'
 UNION ALL
 SELECT 'enum', t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
   FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname
@@ -45,7 +52,7 @@ ORDER BY 1, 2
 
 SQLITE_CATALOG = """
 SELECT type, name, tbl_name, sql FROM sqlite_master
-WHERE name NOT LIKE '%yoyo%' AND name NOT LIKE 'sqlite_%'
+WHERE name NOT LIKE '%yoyo%' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_stratus_migration%'
 ORDER BY type, name
 """
 
@@ -89,3 +96,47 @@ def test_rollback_takes_one_step_by_default(blank_url: str) -> None:
     assert [s.applied for s in statuses] == [True] * (len(applied) - 1) + [False]
     with pytest.raises(UsageError):
         stratus_sql.rollback_migrations(blank_url, steps=0)
+
+
+def raw(url: str, sql: str) -> list[tuple[object, ...]]:
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            cursor = conn.execute(sql)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def test_an_applied_migration_that_changed_is_refused_by_name(blank_url: str) -> None:
+    stratus_sql.apply_migrations(blank_url)
+    checksums = dict(
+        raw(blank_url, "SELECT migration_id, sha256 FROM _stratus_migration_checksums")
+    )
+    assert set(checksums) == {s.id for s in stratus_sql.migration_status(blank_url)}
+    # The recorded checksum no longer matches the file, as after an edit of the file.
+    raw(
+        blank_url,
+        "UPDATE _stratus_migration_checksums SET sha256 = 'x'"
+        " WHERE migration_id = '0003.memory_search'",
+    )
+    for call in (stratus_sql.apply_migrations, stratus_sql.migration_status):
+        with pytest.raises(
+            UsageError, match=r"0003\.memory_search\.sql: migration 0003\.memory_search was edited"
+        ):
+            call(blank_url)
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(blank_url: str) -> None:
+    command = [str(Path(sys.executable).with_name("stratus-sql")), "--url", blank_url, "migrate"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    applied = [
+        line for out, _ in outputs for line in out.splitlines() if line.startswith("applied ")
+    ]
+    every = [s.id for s in stratus_sql.migration_status(blank_url)]
+    assert sorted(applied) == sorted(f"applied {m}" for m in every)
+    assert raw(blank_url, "SELECT count(*) FROM _yoyo_migration") == [(len(every),)]
