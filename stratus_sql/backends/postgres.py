@@ -139,8 +139,9 @@ class PostgresBackend(_PostgresExecutor):
             )
             await conn.add_listener(channel, lambda _c, _p, _ch, payload: on_notice(payload))
             conn.add_termination_listener(lambda _c: lost())
+            if self._listener is not None:  # back after an outage: forget what it missed
+                cache.clear()
             self._listener = conn
-            cache.clear()
             cache.active = True
 
         async def reconnect() -> None:
