@@ -21,6 +21,7 @@ from stratus_sql.errors import (
     UsageError,
 )
 from stratus_sql.migrations import apply_migrations, migration_status, rollback_migrations
+from stratus_sql.observability import JsonFormatter, trace
 
 __all__ = [
     "Actor",
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Executor",
     "InvalidInput",
+    "JsonFormatter",
     "NotFound",
     "QueryFileError",
     "Settings",
@@ -43,4 +45,5 @@ __all__ = [
     "migration_status",
     "records",
     "rollback_migrations",
+    "trace",
 ]

@@ -37,6 +37,7 @@ class Settings(BaseModel):
     busy_timeout_ms: int = Field(5000, alias="DB_BUSY_TIMEOUT_MS", ge=0)
     memory_cache_size: int = Field(10_000, alias="DB_MEMORY_CACHE", ge=0)
     memory_cache_ttl: float = Field(30.0, alias="DB_MEMORY_CACHE_TTL", gt=0)
+    slow_query_ms: float = Field(200.0, alias="DB_SLOW_QUERY_MS", ge=0)
 
     @field_validator("database_url")
     @classmethod

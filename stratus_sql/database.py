@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -25,10 +27,12 @@ from stratus_sql.backends.sqlite import SqliteBackend
 from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
 from stratus_sql.errors import StratusError, UsageError
+from stratus_sql.migrations import pending_migrations
+from stratus_sql.observability import StatementStats
 from stratus_sql.sqlfiles import NamedStatement, load_queries
 from stratus_sql.transaction import Transaction
 
-__all__ = ["Database", "connect"]
+__all__ = ["Database", "Health", "connect"]
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -77,6 +81,27 @@ class Database:
         """A user's memories changed: drop their cached reads."""
         if self._cache is not None:
             self._cache.invalidate(user_id)
+
+    def stats(self) -> dict[str, StatementStats]:
+        """Per statement name: calls, errors, total and p95 duration in milliseconds."""
+        observer = self._backend._observer
+        return {} if observer is None else observer.stats()
+
+    async def health(self) -> Health:
+        """Whether the database answers (and how fast), its version, the pool, and the
+        migrations not applied yet. Never raises for an unreachable database."""
+        size, idle = self._backend.pool_sizes()
+        started = time.perf_counter()
+        try:
+            version = str(await self._backend.fetch_scalar(_HEALTH.server_version))
+        except StratusError as exc:
+            return Health(False, None, None, size, idle, [], str(exc))
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        try:
+            pending = await asyncio.to_thread(pending_migrations, self.settings.database_url)
+        except StratusError as exc:
+            return Health(True, latency, version, size, idle, [], str(exc))
+        return Health(True, latency, version, size, idle, pending, None)
 
     def cache_stats(self) -> CacheStats:
         """Hits, misses, invalidations and size of the memory cache (all 0 when disabled)."""
@@ -201,6 +226,26 @@ class Database:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What `Database.health()` found; `healthy` when reachable and fully migrated."""
+
+    reachable: bool
+    latency_ms: float | None
+    server_version: str | None
+    pool_size: int
+    pool_idle: int
+    pending_migrations: list[str]
+    error: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and not self.pending_migrations and self.error is None
+
+
+_HEALTH = load_queries("health")
 
 
 def _memory_statements() -> Any:

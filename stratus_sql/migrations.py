@@ -28,7 +28,13 @@ from stratus_sql.errors import (
     UsageError,
 )
 
-__all__ = ["MigrationStatus", "apply_migrations", "migration_status", "rollback_migrations"]
+__all__ = [
+    "MigrationStatus",
+    "apply_migrations",
+    "migration_status",
+    "pending_migrations",
+    "rollback_migrations",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,14 @@ def migration_status(url: str | None = None) -> list[MigrationStatus]:
         _check_unchanged(backend, migrations)
         applied = backend.get_applied_migration_hashes()
     return [MigrationStatus(m.id, m.hash in applied) for m in migrations]
+
+
+def pending_migrations(url: str | None = None) -> list[str]:
+    """The ids of the migrations not applied yet, without taking the migration lock."""
+    backend, migrations = _open(url)
+    with _translated(url):
+        applied = set(backend.get_applied_migration_hashes())
+    return [m.id for m in migrations if m.hash not in applied]
 
 
 _CHECKSUMS = "_stratus_migration_checksums"

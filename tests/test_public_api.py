@@ -16,6 +16,7 @@ PUBLIC = {
     "DatabaseUnavailable",
     "Executor",
     "InvalidInput",
+    "JsonFormatter",
     "NotFound",
     "QueryFileError",
     "Settings",
@@ -27,6 +28,7 @@ PUBLIC = {
     "migration_status",
     "records",
     "rollback_migrations",
+    "trace",
 }
 
 

@@ -11,7 +11,7 @@ import abc
 import ipaddress
 import types
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 from uuid import UUID
@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from stratus_sql.cache import MemoryCache
 from stratus_sql.errors import DatabaseError, InvalidInput, UsageError
+from stratus_sql.observability import Observer
 from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
 
 __all__ = ["Actor", "BaseExecutor", "Executor", "Json", "field_types"]
@@ -123,6 +124,7 @@ class BaseExecutor(abc.ABC):
 
     dialect: ClassVar[str]
     _plans: ClassVar[dict[type[BaseModel], list[tuple[str, Converter | None]]]]
+    _observer: Observer | None = None  # set by the backend; shared with its transactions
 
     def __init_subclass__(cls) -> None:
         cls._plans = {}
@@ -130,27 +132,38 @@ class BaseExecutor(abc.ABC):
     async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
         """Run a `:one` statement: its row as `record`, or None."""
         stmt = self._statement(named, Kind.ONE, record)
-        row = await self._fetch_row(stmt, params)
+        with self._observe(stmt.name) as rows:
+            row = await self._fetch_row(stmt, params)
+            rows[0] = 0 if row is None else 1
         return None if row is None else self._decoder(stmt, record)(row)
 
     async def fetch_many(self, record: type[R], named: NamedStatement, /, **params: Any) -> list[R]:
         """Run a `:many` statement: its rows as `record`s."""
         stmt = self._statement(named, Kind.MANY, record)
-        rows = await self._fetch(stmt, params)
+        with self._observe(stmt.name) as count:
+            rows = await self._fetch(stmt, params)
+            count[0] = len(rows)
         decode = self._decoder(stmt, record)
         return [decode(row) for row in rows]
 
     async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any:
         """Run a `:scalar` statement: the first column of its first row (None if no row)."""
-        return await self._fetch_value(self._statement(named, Kind.SCALAR), params)
+        stmt = self._statement(named, Kind.SCALAR)
+        with self._observe(stmt.name):
+            return await self._fetch_value(stmt, params)
 
     async def execute(self, named: NamedStatement, /, **params: Any) -> None:
         """Run an `:exec` statement."""
-        await self._execute(self._statement(named, Kind.EXEC), params)
+        stmt = self._statement(named, Kind.EXEC)
+        with self._observe(stmt.name):
+            await self._execute(stmt, params)
 
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         """Run an `:execrows` statement: the number of rows it changed."""
-        return await self._execute(self._statement(named, Kind.EXECROWS), params)
+        stmt = self._statement(named, Kind.EXECROWS)
+        with self._observe(stmt.name) as rows:
+            rows[0] = await self._execute(stmt, params)
+        return rows[0]
 
     async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int:
         """Bulk-load `rows` with a `:copy` statement, all or nothing; each row holds the
@@ -161,11 +174,18 @@ class BaseExecutor(abc.ABC):
         for i, row in enumerate(rows):
             if len(row) != width:
                 raise UsageError(f"{stmt.name}: row {i} has {len(row)} values, not {width}")
-        return await self._copy(stmt, rows) if rows else 0
+        if not rows:
+            return 0
+        with self._observe(stmt.name) as count:
+            count[0] = await self._copy(stmt, rows)
+        return count[0]
 
     @abc.abstractmethod
     def transaction(self, actor: Actor | None = None) -> AbstractAsyncContextManager[BaseExecutor]:
         """A transaction (a savepoint when one is already open); yields its executor."""
+
+    def _observe(self, name: str) -> AbstractContextManager[list[int]]:
+        return self._observer.statement(name) if self._observer else nullcontext([0])
 
     def _statement(
         self, named: NamedStatement, kind: Kind, record: type[BaseModel] | None = None

@@ -33,6 +33,7 @@ from stratus_sql.errors import (
     StratusError,
     UsageError,
 )
+from stratus_sql.observability import Observer, current_trace_id
 from stratus_sql.sqlfiles import Statement
 
 __all__ = ["PostgresBackend", "translate"]
@@ -97,8 +98,9 @@ class _PostgresExecutor(BaseExecutor):
 class _PostgresTransaction(_PostgresExecutor):
     """An executor on one connection inside an open transaction."""
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, observer: Observer | None = None) -> None:
         self._conn = conn
+        self._observer = observer
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Connection]:
@@ -119,6 +121,7 @@ class PostgresBackend(_PostgresExecutor):
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self.settings = settings
+        self._observer = Observer("postgres", settings.slow_query_ms)
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
@@ -210,6 +213,10 @@ class PostgresBackend(_PostgresExecutor):
         finally:
             await self._pool.release(conn)
 
+    def pool_sizes(self) -> tuple[int, int]:
+        """(connections open, of which idle)."""
+        return self._pool.get_size(), self._pool.get_idle_size()
+
     async def describe(self, stmt: Statement) -> list[str]:
         """Prepare `stmt` on the server; the names of its result columns."""
         async with self._connection() as conn:
@@ -234,7 +241,7 @@ class PostgresBackend(_PostgresExecutor):
         self, actor: Actor | None = None, *, scoped: bool = False
     ) -> AsyncIterator[BaseExecutor]:
         async with self._connection() as conn, _atomic(conn, actor, scoped=scoped):
-            yield _PostgresTransaction(conn)
+            yield _PostgresTransaction(conn, self._observer)
 
 
 @asynccontextmanager
@@ -249,6 +256,12 @@ async def _atomic(
         if actor is not None:
             with translate():
                 await conn.execute(_SET_ACTOR, *_actor_args(actor))
+        trace_id = current_trace_id()
+        if trace_id is not None:  # shows in pg_stat_activity while the transaction runs
+            with translate():
+                await conn.execute(
+                    "SELECT set_config('application_name', $1, true)", f"stratus:{trace_id}"
+                )
         if scoped:
             await _scope(conn, actor)
         yield

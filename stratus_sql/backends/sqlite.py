@@ -41,6 +41,7 @@ from stratus_sql.errors import (
     StratusError,
     UsageError,
 )
+from stratus_sql.observability import Observer
 from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
 
 __all__ = ["SqliteBackend", "format_timestamp", "install_functions", "translate"]
@@ -158,8 +159,9 @@ class _SqliteTransaction(_SqliteExecutor):
 
     _savepoints = itertools.count(1)
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, observer: Observer | None = None) -> None:
         self._conn = conn
+        self._observer = observer
 
     async def _on_connection(
         self, stmt: Statement, params: dict[str, Any]
@@ -192,6 +194,7 @@ class SqliteBackend(_SqliteExecutor):
         # What Postgres keeps in transaction-local `stratus.*` settings: the actor and flags
         # such as audit_redaction. Writes are serialized, so one slot serves every transaction.
         self._settings: dict[str, str] = {}
+        self._observer = Observer("sqlite", settings.slow_query_ms)
         self._clocks: dict[aiosqlite.Connection, _Clock] = {}
 
     @classmethod
@@ -210,6 +213,10 @@ class SqliteBackend(_SqliteExecutor):
         """`stratus_set(name, value)`, for the rest of the current transaction."""
         self._settings[name] = value
         return value
+
+    def pool_sizes(self) -> tuple[int, int]:
+        """(connections open: the writer and the readers, of which idle readers)."""
+        return 1 + len(self._all_readers), self._readers.qsize()
 
     async def describe(self, stmt: Statement) -> list[str]:
         """Compile `stmt` (EXPLAIN, nothing runs); the names of its result columns.
@@ -311,7 +318,7 @@ class SqliteBackend(_SqliteExecutor):
             self._clocks[self._writer].tick()
             try:
                 async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
-                    yield _SqliteTransaction(self._writer)
+                    yield _SqliteTransaction(self._writer, self._observer)
             finally:
                 self._settings.clear()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     trail.add_argument("action", choices=["seal", "verify", "prune"])
     trail.add_argument("--before", metavar="YYYY-MM", help="prune: drop the months before this")
     commands.add_parser("maintain", help="create the coming months' audit partitions")
+    commands.add_parser("health", help="reachability, latency, pool and pending migrations")
     return parser
 
 
@@ -114,6 +116,10 @@ def _run(args: argparse.Namespace, url: str) -> int:
         print(f"deleted {chats} conversation(s) older than {days} days, {expired} expired memories")
     elif args.command == "audit":
         return _audit(url, args.action, args.before)
+    elif args.command == "health":
+        health = asyncio.run(_with_db(url, lambda db: db.health()))
+        print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())
+        return 0 if health.healthy else 1
     return 0
 
 
