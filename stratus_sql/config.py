@@ -32,6 +32,7 @@ class Settings(BaseModel):
     pool_max_size: int = Field(10, alias="DB_POOL_MAX_SIZE", ge=1)
     command_timeout: float = Field(30.0, alias="DB_COMMAND_TIMEOUT", gt=0)
     connect_timeout: float = Field(10.0, alias="DB_CONNECT_TIMEOUT", gt=0)
+    pool_timeout: float = Field(10.0, alias="DB_POOL_TIMEOUT", gt=0)
     statement_cache_size: int = Field(100, alias="DB_STATEMENT_CACHE_SIZE", ge=0)
     max_inactive_lifetime: float = Field(300.0, alias="DB_MAX_INACTIVE_LIFETIME", ge=0)
     busy_timeout_ms: int = Field(5000, alias="DB_BUSY_TIMEOUT_MS", ge=0)

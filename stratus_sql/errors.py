@@ -7,6 +7,8 @@ StratusError
 ├── AlreadyExists                  unique violation; .constraint
 ├── Conflict                       serialization failure / deadlock / busy database
 ├── DatabaseUnavailable            cannot connect in time
+│   └── PoolExhausted              no pooled connection freed up within DB_POOL_TIMEOUT
+├── QueryTimeout                   a statement ran past DB_COMMAND_TIMEOUT
 ├── ConfigError (ValueError)       a setting (DATABASE_URL, DB_*) has an invalid value
 ├── QueryFileError                 a sql/ file cannot be parsed; message has file:line
 ├── UsageError                     the library was misused (unknown statement, kind mismatch)
@@ -27,7 +29,9 @@ __all__ = [
     "DatabaseUnavailable",
     "InvalidInput",
     "NotFound",
+    "PoolExhausted",
     "QueryFileError",
+    "QueryTimeout",
     "StratusError",
     "UsageError",
 ]
@@ -59,6 +63,15 @@ class Conflict(StratusError):
 
 class DatabaseUnavailable(StratusError):
     """No connection to the database could be made in time."""
+
+
+class PoolExhausted(DatabaseUnavailable):
+    """Every pooled connection stayed busy for DB_POOL_TIMEOUT."""
+
+
+class QueryTimeout(StratusError):
+    """A statement ran longer than DB_COMMAND_TIMEOUT and was cancelled; its connection
+    is usable again."""
 
 
 class ConfigError(StratusError, ValueError):

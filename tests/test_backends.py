@@ -369,7 +369,7 @@ def test_actor_normalizes_its_values() -> None:
 
 
 async def test_waiting_for_a_pooled_connection_is_bounded(database_urls: dict[str, str]) -> None:
-    settings = stratus_sql.Settings.load(pool_min_size=1, pool_max_size=1, connect_timeout=0.5)
+    settings = stratus_sql.Settings.load(pool_min_size=1, pool_max_size=1, pool_timeout=0.5)
     async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
         started = asyncio.Event()
         release = asyncio.Event()
@@ -382,7 +382,7 @@ async def test_waiting_for_a_pooled_connection_is_bounded(database_urls: dict[st
         holder = asyncio.get_running_loop().create_task(hold())
         await started.wait()
         began = time.monotonic()
-        with pytest.raises(DatabaseUnavailable, match="no free connection"):
+        with pytest.raises(stratus_sql.PoolExhausted, match="no free connection"):
             await users.get_user(db, uuid.uuid4())
         assert time.monotonic() - began < 2
         release.set()

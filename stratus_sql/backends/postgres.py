@@ -30,6 +30,8 @@ from stratus_sql.errors import (
     DatabaseUnavailable,
     InvalidInput,
     NotFound,
+    PoolExhausted,
+    QueryTimeout,
     StratusError,
     UsageError,
 )
@@ -198,11 +200,11 @@ class PostgresBackend(_PostgresExecutor):
     async def _connection(self) -> AsyncIterator[_Connection]:
         """A pooled connection, waited for at most DB_CONNECT_TIMEOUT."""
         try:
-            conn = await self._pool.acquire(timeout=self.settings.connect_timeout)
+            conn = await self._pool.acquire(timeout=self.settings.pool_timeout)
         except TimeoutError:
-            raise DatabaseUnavailable(
+            raise PoolExhausted(
                 f"no free connection in the pool of {self.settings.pool_max_size} within "
-                f"DB_CONNECT_TIMEOUT ({self.settings.connect_timeout} s)"
+                f"DB_POOL_TIMEOUT ({self.settings.pool_timeout} s)"
             ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(
@@ -407,7 +409,7 @@ def translate() -> Iterator[None]:
             ) from exc
         raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
     except TimeoutError as exc:
-        raise DatabaseError("the statement ran longer than DB_COMMAND_TIMEOUT") from exc
+        raise QueryTimeout("the statement ran longer than DB_COMMAND_TIMEOUT") from exc
     except asyncpg.InternalClientError as exc:
         raise DatabaseError(f"asyncpg failed: {exc}") from exc
     except OSError as exc:
@@ -435,5 +437,5 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
     if state == "25P02":
         return UsageError(f"the transaction was aborted by an earlier error: {message}")
     if state == "57014":
-        return DatabaseError(f"the statement was cancelled (DB_COMMAND_TIMEOUT?): {message}")
+        return QueryTimeout(f"the statement was cancelled: {message}")
     return DatabaseError(f"[{state}] {message}")
