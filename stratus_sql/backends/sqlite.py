@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, TypeVar, get_origin
 from uuid import UUID
 
 import aiosqlite
@@ -42,9 +42,12 @@ from stratus_sql.errors import (
     UsageError,
 )
 from stratus_sql.observability import Observer
+from stratus_sql.retry import backoff
 from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
 
 __all__ = ["SqliteBackend", "format_timestamp", "install_functions", "translate"]
+
+T = TypeVar("T")
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -197,6 +200,16 @@ class SqliteBackend(_SqliteExecutor):
         self._observer = Observer("sqlite", settings.slow_query_ms)
         self._clocks: dict[aiosqlite.Connection, _Clock] = {}
 
+    def _begin(self) -> AbstractAsyncContextManager[None]:
+        """A write transaction on the writer connection; a busy BEGIN is retried."""
+        return _atomic(
+            self._writer,
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            retries=self.settings.retry_attempts,
+            observer=self._observer,
+        )
+
     @classmethod
     async def open(cls, settings: Settings) -> SqliteBackend:
         path = sqlite_path(settings.database_url)
@@ -266,13 +279,19 @@ class SqliteBackend(_SqliteExecutor):
                 self._readers.put_nowait(reader)
         async with self._write_lock():
             self._clocks[self._writer].tick()
-            return await self._run(self._writer, stmt, params)
+            # An autocommit write refused as busy was not applied.
+            return await _retry_busy(
+                stmt.name,
+                lambda: self._run(self._writer, stmt, params),
+                self.settings.retry_attempts,
+                self._observer,
+            )
 
     async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int:
         """All rows in one transaction: one executemany between BEGIN IMMEDIATE and COMMIT."""
         async with self._write_lock():
             self._clocks[self._writer].tick()
-            async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
+            async with self._begin():
                 return await _executemany(self._writer, stmt, rows)
 
     @asynccontextmanager
@@ -317,7 +336,7 @@ class SqliteBackend(_SqliteExecutor):
                 self._settings.update(_actor_settings(actor))
             self._clocks[self._writer].tick()
             try:
-                async with _atomic(self._writer, "BEGIN IMMEDIATE", "COMMIT"):
+                async with self._begin():
                     yield _SqliteTransaction(self._writer, self._observer)
             finally:
                 self._settings.clear()
@@ -332,13 +351,46 @@ async def _executemany(
     return len(args)
 
 
+async def _retry_busy(
+    name: str, run: Callable[[], Awaitable[T]], retries: int, observer: Observer | None
+) -> T:
+    """`await run()`, tried again (up to `retries` times, after a jittered backoff) while it
+    fails because another process holds the write lock; such a failure changed nothing."""
+    attempt = 0
+    while True:
+        try:
+            return await run()
+        except Conflict as exc:
+            if attempt >= retries or not exc.retryable:
+                raise
+        attempt += 1
+        if observer is not None:
+            observer.retried(name)
+        await asyncio.sleep(backoff(attempt))
+
+
 @asynccontextmanager
 async def _atomic(
-    conn: aiosqlite.Connection, begin: str, commit: str, savepoint: str | None = None
+    conn: aiosqlite.Connection,
+    begin: str,
+    commit: str,
+    savepoint: str | None = None,
+    *,
+    retries: int = 0,
+    observer: Observer | None = None,
 ) -> AsyncIterator[None]:
-    """Run the block between `begin` and `commit`; roll back (to the savepoint) on error."""
-    with translate():
-        await conn.execute(begin)
+    """Run the block between `begin` and `commit`; roll back (to the savepoint) on error.
+
+    A `begin` that stays busy past busy_timeout (another process kept the write lock; SQLite's
+    lock is not fair, so a writer can starve) has done nothing yet: it is tried again up to
+    `retries` times after a jittered backoff.
+    """
+
+    async def start() -> None:
+        with translate():
+            await conn.execute(begin)
+
+    await _retry_busy(begin, start, retries, observer)
     try:
         yield
         with translate():
@@ -447,7 +499,7 @@ def _sqlite_error(exc: sqlite3.Error) -> StratusError:
     if code.startswith("SQLITE_CONSTRAINT") or code in ("SQLITE_TOOBIG", "SQLITE_MISMATCH"):
         return InvalidInput(f"rejected by the database: {message}")
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return Conflict(f"database busy: {message}")
+        return Conflict(f"database busy: {message}").transient()
     if code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_FULL")):
         return DatabaseUnavailable(f"SQLite file unusable: {message}")
     if isinstance(exc, sqlite3.ProgrammingError):
