@@ -10,6 +10,7 @@ from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
 from stratus_sql.errors import (
     AlreadyExists,
+    CommitUnknown,
     ConfigError,
     Conflict,
     DatabaseError,
@@ -28,6 +29,7 @@ from stratus_sql.observability import JsonFormatter, trace
 __all__ = [
     "Actor",
     "AlreadyExists",
+    "CommitUnknown",
     "ConfigError",
     "Conflict",
     "Database",

@@ -39,6 +39,7 @@ class Settings(BaseModel):
     memory_cache_size: int = Field(10_000, alias="DB_MEMORY_CACHE", ge=0)
     memory_cache_ttl: float = Field(30.0, alias="DB_MEMORY_CACHE_TTL", gt=0)
     slow_query_ms: float = Field(200.0, alias="DB_SLOW_QUERY_MS", ge=0)
+    retry_attempts: int = Field(3, alias="DB_RETRY_ATTEMPTS", ge=0, le=20)
 
     @field_validator("database_url")
     @classmethod

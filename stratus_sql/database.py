@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,15 +26,17 @@ from stratus_sql.backends.postgres import PostgresBackend
 from stratus_sql.backends.sqlite import SqliteBackend
 from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
-from stratus_sql.errors import StratusError, UsageError
+from stratus_sql.errors import CommitUnknown, StratusError, UsageError
 from stratus_sql.migrations import pending_migrations
 from stratus_sql.observability import StatementStats
+from stratus_sql.retry import backoff, may_retry
 from stratus_sql.sqlfiles import NamedStatement, load_queries
 from stratus_sql.transaction import Transaction
 
 __all__ = ["Database", "Health", "connect"]
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 # Database id -> the innermost transaction level open in this context for that database.
 _open_transactions: ContextVar[dict[int, Transaction]] = ContextVar("stratus_transactions")
@@ -163,6 +165,42 @@ class Database:
             yield tx
         for user_id in written:  # committed: readers may have cached what it replaced
             self.memory_written(user_id)
+
+    async def run_transaction(
+        self,
+        fn: Callable[[Executor], Awaitable[T]],
+        *,
+        actor: Actor | None = None,
+        scoped: bool = False,
+    ) -> T:
+        """Run `await fn(tx)` in a transaction and return its result, rerunning the whole
+        function (in a fresh transaction) on a transient error: a serialization failure, a
+        deadlock, a lost connection, a busy SQLite file. Up to DB_RETRY_ATTEMPTS reruns,
+        after a jittered backoff; `fn` must therefore do nothing outside the database that
+        it cannot repeat. A connection lost while COMMIT was in flight raises CommitUnknown,
+        never retried. Statements inside `db.transaction()` are never retried one by one.
+        """
+        if self._open_transaction() is not None:
+            raise UsageError(
+                "run_transaction cannot run inside an open transaction: a retry would rerun "
+                "only part of the work"
+            )
+        name = f"run_transaction:{getattr(fn, '__qualname__', type(fn).__name__)}"
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction(actor, scoped=scoped) as tx:
+                    return await fn(tx)
+            except CommitUnknown:
+                raise
+            except StratusError as exc:
+                # Everything the failed attempt wrote was rolled back with its transaction.
+                if attempt >= self.settings.retry_attempts or not may_retry(exc, writes=False):
+                    raise
+            attempt += 1
+            if self._backend._observer is not None:
+                self._backend._observer.retried(name)
+            await asyncio.sleep(backoff(attempt))
 
     @asynccontextmanager
     async def _entered(self, level: Transaction) -> AsyncIterator[Transaction]:

@@ -6,6 +6,7 @@ StratusError
 ├── NotFound (LookupError)         a write named a missing row; FK violation
 ├── AlreadyExists                  unique violation; .constraint
 ├── Conflict                       serialization failure / deadlock / busy database
+├── CommitUnknown                  the connection was lost while a write was committing
 ├── DatabaseUnavailable            cannot connect in time
 │   └── PoolExhausted              no pooled connection freed up within DB_POOL_TIMEOUT
 ├── QueryTimeout                   a statement ran past DB_COMMAND_TIMEOUT
@@ -16,13 +17,16 @@ StratusError
 ```
 
 Every error translated from a driver exception chains it (`raise ... from exc`), so the
-original SQLSTATE or SQLite error code stays available in `__cause__`.
+original SQLSTATE or SQLite error code stays available in `__cause__`, and says whether it
+is transient (`retryable`) and whether the statement may have reached the server before the
+connection was lost (`in_flight`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "CommitUnknown",
     "ConfigError",
     "Conflict",
     "DatabaseError",
@@ -38,7 +42,22 @@ __all__ = [
 
 
 class StratusError(Exception):
-    """Base of every error raised by stratus_sql."""
+    """Base of every error raised by stratus_sql.
+
+    `retryable`: the failure is transient (serialization failure, deadlock, lost or refused
+    connection, busy SQLite file) and the same work may succeed if run again.
+    `in_flight`: the connection was lost after the statement was sent, so a write may or may
+    not have been applied.
+    """
+
+    retryable: bool = False
+    in_flight: bool = False
+
+    def transient(self, *, in_flight: bool = False) -> StratusError:
+        """Mark this error retryable (and, with `in_flight`, possibly applied); returns it."""
+        self.retryable = True
+        self.in_flight = in_flight
+        return self
 
 
 class InvalidInput(StratusError, ValueError):
@@ -59,6 +78,11 @@ class AlreadyExists(StratusError):
 
 class Conflict(StratusError):
     """A serialization failure, deadlock or lock timeout the caller may retry."""
+
+
+class CommitUnknown(StratusError):
+    """The connection was lost while a write was committing: it may or may not have been
+    applied. Never retried automatically; read back what the write would have changed."""
 
 
 class DatabaseUnavailable(StratusError):

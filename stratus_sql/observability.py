@@ -51,6 +51,7 @@ class StatementStats:
     errors: int
     total_ms: float
     p95_ms: float
+    retries: int = 0
 
 
 class Observer:
@@ -61,6 +62,7 @@ class Observer:
         self.slow_ms = slow_ms
         self._lock = threading.Lock()
         self._calls: dict[str, list[Any]] = {}  # name -> [calls, errors, total_ms, samples]
+        self._retries: dict[str, int] = {}
 
     @contextmanager
     def statement(self, name: str) -> Iterator[list[int]]:
@@ -77,6 +79,17 @@ class Observer:
             elapsed = (time.perf_counter() - started) * 1000
             self._count(name, elapsed, failed)
             self._log(name, elapsed, rows[0], failed)
+
+    def retried(self, name: str) -> None:
+        """Count (and log at WARNING) one retry of `name` after a transient error."""
+        with self._lock:
+            self._retries[name] = self._retries.get(name, 0) + 1
+        logger.warning(
+            "retrying %s on %s after a transient error",
+            name,
+            self.dialect,
+            extra={"trace_id": current_trace_id(), "metrics": {"statement": name}},
+        )
 
     def _count(self, name: str, elapsed: float, failed: bool) -> None:
         with self._lock:
@@ -118,7 +131,11 @@ class Observer:
             for name, (calls, errors, total, samples) in self._calls.items():
                 ordered = sorted(samples)
                 p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
-                out[name] = StatementStats(calls, errors, round(total, 3), round(p95, 3))
+                retries = self._retries.get(name, 0)
+                out[name] = StatementStats(calls, errors, round(total, 3), round(p95, 3), retries)
+            for name, retries in self._retries.items():  # retried whole transactions
+                if name not in out:
+                    out[name] = StatementStats(0, 0, 0.0, 0.0, retries)
             return out
 
 

@@ -9,6 +9,7 @@ from stratus_sql.queries import audit, conversations, dashboards, memory, metric
 PUBLIC = {
     "Actor",
     "AlreadyExists",
+    "CommitUnknown",
     "ConfigError",
     "Conflict",
     "Database",

@@ -11,9 +11,9 @@ import abc
 import asyncio
 import contextlib
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -25,6 +25,7 @@ from stratus_sql.cache import MemoryCache
 from stratus_sql.config import Settings
 from stratus_sql.errors import (
     AlreadyExists,
+    CommitUnknown,
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
@@ -36,11 +37,13 @@ from stratus_sql.errors import (
     UsageError,
 )
 from stratus_sql.observability import Observer, current_trace_id
+from stratus_sql.retry import backoff, may_retry
 from stratus_sql.sqlfiles import Statement
 
 __all__ = ["PostgresBackend", "translate"]
 
 _Connection = asyncpg.Connection | PoolConnectionProxy
+T = TypeVar("T")
 
 _SET_ACTOR = (
     "SELECT set_config('stratus.actor_user_id', $1, true),"
@@ -207,13 +210,58 @@ class PostgresBackend(_PostgresExecutor):
                 f"DB_POOL_TIMEOUT ({self.settings.pool_timeout} s)"
             ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Nothing was sent yet: any statement may be retried.
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {_where(self.settings.database_url)}: {exc}"
-            ) from exc
+            ).transient() from exc
         try:
             yield conn
+        except DatabaseUnavailable:
+            # Never hand a connection that failed this way to the next caller.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise
         finally:
             await self._pool.release(conn)
+
+    async def _retrying(self, stmt: Statement, run: Callable[[], Awaitable[T]]) -> T:
+        """Run one statement outside a transaction, retried up to DB_RETRY_ATTEMPTS times on
+        a transient error, after a jittered backoff. A statement that writes is retried only
+        when it cannot have been applied; when its connection was lost after it was sent,
+        CommitUnknown is raised instead."""
+        attempt = 0
+        while True:
+            try:
+                return await run()
+            except StratusError as exc:
+                writes = not stmt.readonly
+                if writes and exc.in_flight:
+                    raise CommitUnknown(
+                        f"{stmt.name}: the connection was lost while the statement ran; "
+                        "it may or may not have been applied"
+                    ) from exc
+                if attempt >= self.settings.retry_attempts or not may_retry(exc, writes=writes):
+                    raise
+            attempt += 1
+            if self._observer is not None:
+                self._observer.retried(stmt.name)
+            await asyncio.sleep(backoff(attempt))
+
+    async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
+        run = super()._fetch
+        return await self._retrying(stmt, lambda: run(stmt, params))
+
+    async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any:
+        run = super()._fetch_value
+        return await self._retrying(stmt, lambda: run(stmt, params))
+
+    async def _execute(self, stmt: Statement, params: dict[str, Any]) -> int:
+        run = super()._execute
+        return await self._retrying(stmt, lambda: run(stmt, params))
+
+    async def _copy(self, stmt: Statement, rows: Sequence[Sequence[Any]]) -> int:
+        run = super()._copy
+        return await self._retrying(stmt, lambda: run(stmt, rows))
 
     def pool_sizes(self) -> tuple[int, int]:
         """(connections open, of which idle)."""
@@ -242,15 +290,26 @@ class PostgresBackend(_PostgresExecutor):
     async def transaction(
         self, actor: Actor | None = None, *, scoped: bool = False
     ) -> AsyncIterator[BaseExecutor]:
-        async with self._connection() as conn, _atomic(conn, actor, scoped=scoped):
+        async with (
+            self._connection() as conn,
+            _atomic(conn, actor, scoped=scoped, outermost=True),
+        ):
             yield _PostgresTransaction(conn, self._observer)
 
 
 @asynccontextmanager
 async def _atomic(
-    conn: _Connection, actor: Actor | None = None, *, scoped: bool = False
+    conn: _Connection,
+    actor: Actor | None = None,
+    *,
+    scoped: bool = False,
+    outermost: bool = False,
 ) -> AsyncIterator[None]:
-    """Run the block in a transaction (a savepoint when one is open): commit or roll back."""
+    """Run the block in a transaction (a savepoint when one is open): commit or roll back.
+
+    A connection lost while the outermost COMMIT was in flight raises CommitUnknown: the
+    server may have committed before the link went down.
+    """
     tx = conn.transaction()
     with translate():
         await tx.start()
@@ -267,16 +326,25 @@ async def _atomic(
         if scoped:
             await _scope(conn, actor)
         yield
-        with translate():
-            await tx.commit()
+        try:
+            with translate():
+                await tx.commit()
+        except StratusError as exc:
+            if outermost and exc.in_flight:
+                raise CommitUnknown(
+                    "the connection was lost while COMMIT was in flight: the transaction "
+                    "may or may not have been committed"
+                ) from exc
+            raise
     except BaseException:
         try:
             await tx.rollback()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # The block's own error is the one to report; a connection that cannot even
             # roll back (or whose COMMIT failed midway) is closed so the pool never hands
-            # it out again.
-            conn.terminate()
+            # it out again (a connection already lost has left the pool by itself).
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         raise
 
 
@@ -394,7 +462,8 @@ def _where(url: str) -> str:
 
 @contextmanager
 def translate() -> Iterator[None]:
-    """Re-raise asyncpg and socket errors as stratus_sql errors, chaining the original."""
+    """Re-raise asyncpg and socket errors as stratus_sql errors, chaining the original and
+    marking the transient ones (see `stratus_sql.retry`)."""
     try:
         yield
     except StratusError:
@@ -407,13 +476,23 @@ def translate() -> Iterator[None]:
                 "statements ran concurrently on one connection: inside a transaction, "
                 "await each statement before starting the next"
             ) from exc
-        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        # asyncpg checks the connection before sending: "connection is closed" means the
+        # statement never left this process.
+        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}").transient(
+            in_flight="connection is closed" not in str(exc)
+        ) from exc
     except TimeoutError as exc:
         raise QueryTimeout("the statement ran longer than DB_COMMAND_TIMEOUT") from exc
     except asyncpg.InternalClientError as exc:
+        if "cannot switch to state" in str(exc):
+            # The server's farewell (e.g. 57P01 after pg_terminate_backend) reached an idle
+            # connection just before a statement would have been sent on it.
+            raise DatabaseUnavailable(f"PostgreSQL connection unusable: {exc}").transient() from exc
         raise DatabaseError(f"asyncpg failed: {exc}") from exc
     except OSError as exc:
-        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        raise DatabaseUnavailable(f"PostgreSQL connection failed: {exc}").transient(
+            in_flight=True
+        ) from exc
 
 
 def _server_error(exc: asyncpg.PostgresError) -> StratusError:
@@ -430,9 +509,15 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
         )
     if state.startswith("22") or state in ("23502", "23514"):
         return InvalidInput(f"rejected by the database: {message}")
-    if state in ("40001", "40P01", "55P03"):
+    if state in ("40001", "40P01"):  # the server rolled the transaction back
+        return Conflict(f"concurrent update conflict: {message}").transient()
+    if state == "55P03":  # lock_timeout: retrying at once would most likely wait again
         return Conflict(f"concurrent update conflict: {message}")
-    if state.startswith(("08", "28")) or state in ("3D000", "57P01", "57P02", "57P03", "53300"):
+    if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+        # The session ended (terminated, server shutting down or starting, link lost):
+        # whatever the statement did is rolled back unless it had already committed.
+        return DatabaseUnavailable(f"PostgreSQL unavailable: {message}").transient(in_flight=True)
+    if state.startswith("28") or state in ("3D000", "53300"):
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}")
     if state == "25P02":
         return UsageError(f"the transaction was aborted by an earlier error: {message}")
