@@ -1,0 +1,129 @@
+"""A network that misbehaves, made by a small TCP proxy of our own between the pool and the
+server: an address where nothing answers, a server that accepts and then stays silent, and a
+link that goes silent under a connected Database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+import stratus_sql
+from stratus_sql.queries import users
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a server until `silent` is set; from then on it keeps
+    every connection open and passes nothing in either direction. With `silent` set from the
+    start, it accepts connections and never answers."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.silent = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._writers.append(client_w)
+        if self.silent:
+            await client_r.read()  # until the client gives up
+            return
+        server_r, server_w = await asyncio.open_connection(*self.upstream)
+        self._writers.append(server_w)
+        await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if not self.silent:
+                    writer.write(data)
+                    await writer.drain()
+        writer.close()
+
+
+def _via(url: str, port: int, password: str | None = None) -> str:
+    parts = urlsplit(url)
+    user = parts.username or "root"
+    credentials = f"{user}:{password}" if password else user
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}"))
+
+
+@pytest.fixture
+async def proxy(database_urls: dict[str, str]) -> AsyncIterator[TcpProxy]:
+    parts = urlsplit(database_urls["postgres"])
+    made = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+async def test_connect_where_nothing_answers_fails_fast_naming_the_address(
+    database_urls: dict[str, str],
+) -> None:
+    port = _closed_port()
+    url = _via(database_urls["postgres"], port, password="segredo")
+    settings = stratus_sql.Settings.load(connect_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(stratus_sql.DatabaseUnavailable) as raised:
+        await stratus_sql.connect(url, settings=settings)
+    assert time.monotonic() - started < 2
+    assert f"127.0.0.1:{port}" in str(raised.value)
+    assert "segredo" not in str(raised.value)
+
+
+async def test_connect_to_a_server_that_stays_silent_times_out_in_time(
+    proxy: TcpProxy, database_urls: dict[str, str]
+) -> None:
+    proxy.silent = True
+    url = _via(database_urls["postgres"], proxy.port, password="segredo")
+    settings = stratus_sql.Settings.load(connect_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(stratus_sql.DatabaseUnavailable) as raised:
+        await stratus_sql.connect(url, settings=settings)
+    assert time.monotonic() - started < 1 + 1
+    assert f"127.0.0.1:{proxy.port}" in str(raised.value)
+    assert "segredo" not in str(raised.value)
+
+
+async def test_through_the_proxy_calls_work_and_close_returns_when_the_link_goes_silent(
+    proxy: TcpProxy, database_urls: dict[str, str]
+) -> None:
+    url = _via(database_urls["postgres"], proxy.port)
+    settings = stratus_sql.Settings.load(
+        pool_min_size=2, pool_max_size=2, command_timeout=1, connect_timeout=1
+    )
+    db = await stratus_sql.connect(url, settings=settings)
+    user = await users.create_user(db, name="Ana", email=f"{time.time_ns()}@x.com", role="pilot")
+    assert await users.get_user(db, user.user_id) == user
+    proxy.silent = True
+    with pytest.raises(stratus_sql.QueryTimeout):
+        await users.get_user(db, user.user_id)
+    started = time.monotonic()
+    await db.close()
+    assert time.monotonic() - started < 1 + 1
