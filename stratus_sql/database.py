@@ -79,6 +79,11 @@ class Database:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
         return self._cache
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open in this task (statements through `db` join it)."""
+        return self._open_transaction() is not None
+
     def memory_written(self, user_id: UUID) -> None:
         """A user's memories changed: drop their cached reads."""
         if self._cache is not None:

@@ -40,6 +40,7 @@ __all__ = [
     "Page",
     "Record",
     "ScoredMemoryEntry",
+    "StaleableSeries",
     "UsageDay",
     "User",
     "UserRole",
@@ -252,6 +253,15 @@ class MetricBucket(Record):
     error_rate: float | None
     processing_time_p95_ms: float | None
     error_rate_max: float | None
+
+
+class StaleableSeries(Record):
+    """What `dashboard_series(..., allow_stale=True)` returns: the buckets, and whether they
+    are the last good result kept from an earlier call (`stale`), `age_seconds` old."""
+
+    buckets: list[MetricBucket]
+    stale: bool
+    age_seconds: float
 
 
 class AuditEntry(Record):

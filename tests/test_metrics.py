@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stratus_sql import Database, InvalidInput, NotFound
+from stratus_sql import Database, InvalidInput, NotFound, UsageError
 from stratus_sql.queries import dashboards, metrics, users
 from stratus_sql.records import Metric, MetricBucket, MetricSample, User
 
@@ -251,6 +251,21 @@ async def test_series_arguments_are_checked(db: Database) -> None:
         await metrics.dashboard_series(db, now=datetime(2026, 1, 1))
     with pytest.raises(InvalidInput, match="user_id"):
         await metrics.dashboard_series(db, user_id="x")
+
+
+async def test_allow_stale_wraps_a_good_result_and_refuses_transactions(
+    db: Database, user: User
+) -> None:
+    now = private_now()
+    await metrics.record_metrics(db, [sample(user, timestamp=now - timedelta(minutes=5))])
+    wrapped = await metrics.dashboard_series(db, user_id=user.user_id, now=now, allow_stale=True)
+    assert not wrapped.stale
+    assert wrapped.buckets == await metrics.dashboard_series(db, user_id=user.user_id, now=now)
+    async with db.transaction() as tx:
+        with pytest.raises(UsageError, match="allow_stale"):
+            await metrics.dashboard_series(tx, user_id=user.user_id, allow_stale=True)
+        with pytest.raises(UsageError, match="allow_stale"):
+            await metrics.dashboard_series(db, user_id=user.user_id, allow_stale=True)
 
 
 async def test_samples_outlive_their_dashboard(db: Database, user: User) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 import stratus_sql
-from stratus_sql.queries import users
+from stratus_sql.queries import metrics, users
 
 
 class TcpProxy:
@@ -127,3 +127,47 @@ async def test_through_the_proxy_calls_work_and_close_returns_when_the_link_goes
     started = time.monotonic()
     await db.close()
     assert time.monotonic() - started < 1 + 1
+
+
+async def test_allow_stale_serves_the_last_good_series_only_while_the_database_is_down(
+    proxy: TcpProxy, database_urls: dict[str, str]
+) -> None:
+    url = _via(database_urls["postgres"], proxy.port)
+    settings = stratus_sql.Settings.load(
+        pool_min_size=1, pool_max_size=2, command_timeout=0.5, pool_timeout=1
+    )
+    db = await stratus_sql.connect(url, settings=settings)
+    down = (stratus_sql.QueryTimeout, stratus_sql.DatabaseUnavailable)
+    try:
+        user = await users.create_user(
+            db, name="Ana", email=f"{time.time_ns()}@x.com", role="pilot"
+        )
+        await metrics.record_metric(
+            db,
+            user_id=user.user_id,
+            ia_efficiency=0.9,
+            model_accuracy=0.95,
+            processing_time_ms=120.0,
+            memory_usage_mb=256.0,
+            error_rate=0.1,
+        )
+        fresh = await metrics.dashboard_series(db, user_id=user.user_id, allow_stale=True)
+        assert not fresh.stale
+        assert fresh.age_seconds == 0
+        assert sum(b.samples for b in fresh.buckets) == 1
+        plain = await metrics.dashboard_series(db, user_id=user.user_id)
+        assert [b.samples for b in fresh.buckets] == [b.samples for b in plain]
+
+        proxy.silent = True
+        stale = await metrics.dashboard_series(db, user_id=user.user_id, allow_stale=True)
+        assert stale.stale
+        assert stale.age_seconds > 0
+        assert stale.buckets == fresh.buckets
+        # Other arguments have no good result to fall back on; without allow_stale the
+        # error is never hidden (a timeout, or the pool's connections all stuck on it).
+        with pytest.raises(down):
+            await metrics.dashboard_series(db, user_id=user.user_id, period="7d", allow_stale=True)
+        with pytest.raises(down):
+            await metrics.dashboard_series(db, user_id=user.user_id)
+    finally:
+        await db.close()

@@ -6,16 +6,26 @@ are there too), and every statistic, p95 included, is aggregated by the database
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired, overload
 from uuid import UUID
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from stratus_sql.backends.base import Executor
-from stratus_sql.errors import DatabaseError, InvalidInput
+from stratus_sql.database import Database
+from stratus_sql.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidInput,
+    QueryTimeout,
+    UsageError,
+)
 from stratus_sql.ids import uuid7, uuid7_batch
 from stratus_sql.queries._input import uuid_arg
 from stratus_sql.records import (
@@ -26,6 +36,7 @@ from stratus_sql.records import (
     Moment,
     Periodo,
     Rate,
+    StaleableSeries,
 )
 from stratus_sql.sqlfiles import load_queries
 
@@ -133,6 +144,30 @@ async def record_metric(db: Executor, **fields: Any) -> Metric:
     return metric
 
 
+@overload
+async def dashboard_series(
+    db: Executor,
+    *,
+    period: str = ...,
+    user_id: UUID | str | None = ...,
+    dashboard_id: UUID | str | None = ...,
+    now: datetime | None = ...,
+    allow_stale: Literal[False] = ...,
+) -> list[MetricBucket]: ...
+
+
+@overload
+async def dashboard_series(
+    db: Executor,
+    *,
+    period: str = ...,
+    user_id: UUID | str | None = ...,
+    dashboard_id: UUID | str | None = ...,
+    now: datetime | None = ...,
+    allow_stale: Literal[True],
+) -> StaleableSeries: ...
+
+
 async def dashboard_series(
     db: Executor,
     *,
@@ -140,20 +175,51 @@ async def dashboard_series(
     user_id: UUID | str | None = None,
     dashboard_id: UUID | str | None = None,
     now: datetime | None = None,
-) -> list[MetricBucket]:
+    allow_stale: bool = False,
+) -> list[MetricBucket] | StaleableSeries:
     """The series of a period, every bucket present, oldest first.
 
     `24h`: 24 buckets of 1 hour; `7d`: 28 of 6 hours; `30d`: 30 of 1 day. The window is
     [now - period, now), and bucket i starts at now - period + i x width. Samples of one
     user, one dashboard, both, or all of them when neither is given.
+
+    With `allow_stale=True` (on a Database, outside a transaction) the result comes wrapped
+    in a `StaleableSeries`; when the database is unavailable (DatabaseUnavailable,
+    QueryTimeout) it is the last good result of an earlier `allow_stale` call with the same
+    arguments, marked `stale` with its age, and the error propagates when there is none.
     """
     if not isinstance(period, str) or period not in PERIODS:
         raise InvalidInput(f"period: {period!r:.30} is not one of {', '.join(PERIODS)}")
+    if now is not None and (
+        not isinstance(now, datetime) or now.tzinfo is None or not 2 <= now.year <= 9998
+    ):
+        raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
+    user = None if user_id is None else uuid_arg(user_id, "user_id")
+    board = None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id")
+    if not allow_stale:
+        return await _series(db, period, user, board, now)
+    kept = _last_good_series(db)
+    key = (period, user, board, now)
+    try:
+        buckets = await _series(db, period, user, board, now)
+    except (DatabaseUnavailable, QueryTimeout):
+        if key not in kept:
+            raise
+        at, buckets = kept[key]
+        return StaleableSeries(buckets=buckets, stale=True, age_seconds=time.monotonic() - at)
+    kept[key] = (time.monotonic(), buckets)
+    kept.move_to_end(key)
+    while len(kept) > _KEPT_SERIES:
+        kept.popitem(last=False)
+    return StaleableSeries(buckets=buckets, stale=False, age_seconds=0.0)
+
+
+async def _series(
+    db: Executor, period: str, user_id: UUID | None, dashboard_id: UUID | None, now: datetime | None
+) -> list[MetricBucket]:
+    buckets, width = PERIODS[period]
     if now is None:
         now = datetime.now(UTC)
-    elif not isinstance(now, datetime) or now.tzinfo is None or not 2 <= now.year <= 9998:
-        raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
-    buckets, width = PERIODS[period]
     return await db.fetch_many(
         MetricBucket,
         STATEMENTS.dashboard_series,
@@ -161,6 +227,25 @@ async def dashboard_series(
         now=now,
         bucket_seconds=width,
         buckets=buckets,
-        user_id=None if user_id is None else uuid_arg(user_id, "user_id"),
-        dashboard_id=None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id"),
+        user_id=user_id,
+        dashboard_id=dashboard_id,
     )
+
+
+# The last good series of each Database, for allow_stale; at most _KEPT_SERIES each.
+_SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None]
+_kept_series: weakref.WeakKeyDictionary[
+    Database, OrderedDict[_SeriesKey, tuple[float, list[MetricBucket]]]
+] = weakref.WeakKeyDictionary()
+_KEPT_SERIES = 1000
+
+
+def _last_good_series(
+    db: Executor,
+) -> OrderedDict[_SeriesKey, tuple[float, list[MetricBucket]]]:
+    if not isinstance(db, Database) or db.in_transaction:
+        raise UsageError(
+            "allow_stale needs a Database outside a transaction (a transaction cannot fall "
+            "back to an earlier result)"
+        )
+    return _kept_series.setdefault(db, OrderedDict())
