@@ -240,8 +240,10 @@ class Database:
             return
         try:
             await self._backend.execute_rows(_memory_statements().count_accesses, batch=Json(batch))
-        except BaseException:
-            self._cache.return_accesses(batch)
+        except CommitUnknown:
+            raise  # it may have been counted: dropping the batch undercounts, never doubles
+        except StratusError:
+            self._cache.return_accesses(batch)  # not applied: counted at the next flush
             raise
 
     async def close(self) -> None:

@@ -65,7 +65,15 @@ _IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_]+")
 _LAST_NAME = re.compile(r'"?([A-Za-z_][A-Za-z0-9_]*)"?$')
-_WRITE_WORDS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY"}
+# A statement holding any of these words writes. Besides the DML keywords, the functions
+# that change something when a SELECT calls them (the partition functions create and drop
+# tables); a statement taken for a read may be routed to a reader and retried after its
+# connection was lost, so a new writing function must be listed here.
+_WRITE_WORDS = {
+    "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY",
+    "AUDIT_LOG_ADD_PARTITIONS", "AUDIT_LOG_DROP_PARTITIONS",
+    "NEXTVAL", "SETVAL", "PG_NOTIFY", "STRATUS_SET",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

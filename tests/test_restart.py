@@ -60,7 +60,10 @@ def cluster() -> Iterator[Cluster]:
         pytest.fail("initdb not found: install PostgreSQL's server package")
     directory = Path(tempfile.mkdtemp(prefix="stratus_cluster_"))
     if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("run as root, the private cluster needs a 'postgres' system user")
         os.chown(directory, owner.pw_uid, owner.pw_gid)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -156,40 +156,64 @@ async def test_run_transaction_reruns_the_loser_of_a_deadlock(
             assert refreshed.preferences == {"by": winner}
 
 
-async def test_a_connection_lost_while_commit_is_in_flight_raises_commit_unknown(
-    new_pg_database: Callable[[], str],
-) -> None:
+async def _slow_commits(url: str) -> None:
+    """A deferred constraint trigger runs inside COMMIT: it holds COMMIT open (for 30 s) when
+    a user named 'Commit Lento' was inserted."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(
+            """
+            CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON users
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+            WHEN (NEW.name = 'Commit Lento') EXECUTE FUNCTION slow_commit();
+            """
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def slow_commit_url(new_pg_database: Callable[[], str]) -> str:
     url = new_pg_database()
     stratus_sql.apply_migrations(url)
-    admin = await asyncpg.connect(url)
-    # A deferred constraint trigger runs inside COMMIT: it holds COMMIT open long enough to
-    # terminate the backend while COMMIT is on the wire.
-    await admin.execute(
-        """
-        CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
-        CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON users
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-        WHEN (NEW.name = 'Commit Lento') EXECUTE FUNCTION slow_commit();
-        """
-    )
+    asyncio.run(_slow_commits(url))
+    return url
+
+
+async def _create_slowly(tx: Executor) -> User:
+    return await users.create_user(tx, name="Commit Lento", email=_SLOW, role="pilot")
+
+
+_SLOW = "commit.lento@example.com"
+
+
+async def test_a_connection_lost_while_commit_is_in_flight_raises_commit_unknown(
+    slow_commit_url: str,
+) -> None:
+    admin = await asyncpg.connect(slow_commit_url)
     try:
-        async with await stratus_sql.connect(url) as db:
-            address = email()
-
-            async def create(tx: Executor) -> User:
-                return await users.create_user(tx, name="Commit Lento", email=address, role="pilot")
-
-            attempt = asyncio.ensure_future(db.run_transaction(create))
+        async with await stratus_sql.connect(slow_commit_url) as db:
+            attempt = asyncio.ensure_future(db.run_transaction(_create_slowly))
             pid = await _wait_for_backend(admin, "query ILIKE 'COMMIT%' AND state = 'active'")
             await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(stratus_sql.CommitUnknown):
                 await attempt
             assert not any(k.startswith("run_transaction") for k in db.stats())
             # Terminated before its commit record was written: nothing was stored.
-            assert await users.get_user_by_email(db, address) is None
+            assert await users.get_user_by_email(db, _SLOW) is None
     finally:
         await admin.close()
+
+
+async def test_a_commit_that_times_out_raises_commit_unknown(slow_commit_url: str) -> None:
+    settings = stratus_sql.Settings.load(command_timeout=0.5)
+    async with await stratus_sql.connect(slow_commit_url, settings=settings) as db:
+        with pytest.raises(stratus_sql.CommitUnknown) as raised:
+            await db.run_transaction(_create_slowly)
+        assert isinstance(raised.value.__cause__, stratus_sql.QueryTimeout)
+        assert not any(k.startswith("run_transaction") for k in db.stats())
 
 
 async def test_run_transaction_returns_the_result_and_does_not_retry_lasting_errors(
@@ -256,5 +280,19 @@ async def test_sqlite_write_refused_as_busy_is_retried_and_counted(
             alone = await users.create_user(db, name="Bia", email=email(), role="pilot")
             assert await users.get_user(db, alone.user_id) == alone
             assert db.stats()["create_user"].retries >= 1
+
+            # A second writer of this process waits on the first past busy_timeout: nothing
+            # of it ran, so run_transaction tries it again.
+            async def create(tx: Executor) -> User:
+                return await users.create_user(tx, name="Caio", email=email(), role="pilot")
+
+            holder.execute("BEGIN IMMEDIATE")
+            asyncio.get_running_loop().call_later(0.4, holder.execute, "ROLLBACK")
+            first, second = await asyncio.gather(
+                users.create_user(db, name="Dani", email=email(), role="pilot"),
+                db.run_transaction(create),
+            )
+            assert await users.get_user(db, second.user_id) == second
+            assert await users.get_user(db, first.user_id) == first
     finally:
         holder.close()

@@ -210,10 +210,15 @@ class PostgresBackend(_PostgresExecutor):
                 f"DB_POOL_TIMEOUT ({self.settings.pool_timeout} s)"
             ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # Nothing was sent yet: any statement may be retried.
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL at {_where(self.settings.database_url)}: {exc}"
-            ).transient() from exc
+            # Nothing was sent yet, so any statement may be retried, but only when the cause
+            # can pass: a lost link or a server starting, not a bad password or a closed pool.
+            where = _where(self.settings.database_url)
+            error = DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {exc}")
+            if isinstance(exc, OSError) or (
+                isinstance(exc, asyncpg.PostgresError) and _server_error(exc).retryable
+            ):
+                error.transient()
+            raise error from exc
         try:
             yield conn
         except DatabaseUnavailable:
@@ -330,10 +335,11 @@ async def _atomic(
             with translate():
                 await tx.commit()
         except StratusError as exc:
-            if outermost and exc.in_flight:
+            # Lost, or timed out (the cancel may arrive after the commit is durable).
+            if outermost and (exc.in_flight or isinstance(exc, QueryTimeout)):
                 raise CommitUnknown(
-                    "the connection was lost while COMMIT was in flight: the transaction "
-                    "may or may not have been committed"
+                    "the connection was lost or timed out while COMMIT was in flight: the "
+                    "transaction may or may not have been committed"
                 ) from exc
             raise
     except BaseException:
@@ -517,7 +523,9 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
         # The session ended (terminated, server shutting down or starting, link lost):
         # whatever the statement did is rolled back unless it had already committed.
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}").transient(in_flight=True)
-    if state.startswith("28") or state in ("3D000", "53300"):
+    if state == "53300":  # too many connections: refused before anything ran
+        return DatabaseUnavailable(f"PostgreSQL unavailable: {message}").transient()
+    if state.startswith("28") or state == "3D000":
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}")
     if state == "25P02":
         return UsageError(f"the transaction was aborted by an earlier error: {message}")

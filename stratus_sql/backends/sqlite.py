@@ -301,10 +301,11 @@ class SqliteBackend(_SqliteExecutor):
             async with asyncio.timeout(self.settings.busy_timeout_ms / 1000):
                 await self._lock.acquire()
         except TimeoutError:
+            # Nothing ran yet: a transient failure run_transaction may retry.
             raise Conflict(
                 "the database stayed busy with another write for DB_BUSY_TIMEOUT_MS "
                 f"({self.settings.busy_timeout_ms} ms)"
-            ) from None
+            ).transient() from None
         try:
             yield
         finally:
