@@ -2,7 +2,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install migrate lint test demo bench clean
+.PHONY: install migrate lint test demo bench load clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ bench:
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/metrics.py
+
+load:
+	$(BIN)/python -W ignore::UserWarning bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache stratus.db stratus.db-wal stratus.db-shm

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import random
 import statistics
 import time
@@ -25,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import psycopg
 from sqlalchemy import DateTime, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from throwaway import throwaway_database
 
 import stratus_sql
 from stratus_sql.backends.postgres import _init_connection, _keep_session
@@ -308,12 +307,7 @@ async def main() -> None:
     parser.add_argument("--ingest", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    server = os.environ.get("STRATUS_BENCH_SERVER", "postgresql://root@127.0.0.1:5432/postgres")
-    name = f"stratus_bench_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = server.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with throwaway_database("stratus_bench") as url:
         stratus_sql.apply_migrations(url)
         print(f"series of one user of {args.users}, samples over 35 days, median of {args.repeat}")
         print(
@@ -327,9 +321,6 @@ async def main() -> None:
         print("| method | seconds | rows/s |")
         print("|---|---|---|")
         await bench_ingest(url, args.ingest)
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

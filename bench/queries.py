@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-import psycopg
+from throwaway import throwaway_database
 
 import stratus_sql
 from stratus_sql.backends.postgres import _init_connection, _keep_session
@@ -320,15 +319,8 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    server = os.environ.get("STRATUS_BENCH_SERVER", "postgresql://root@127.0.0.1:5432/postgres")
-    name = f"stratus_bench_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        report(await run(server.rsplit("/", 1)[0] + f"/{name}", args), args)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("stratus_bench") as url:
+        report(await run(url, args), args)
 
 
 if __name__ == "__main__":
