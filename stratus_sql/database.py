@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from stratus_sql.backends.base import Actor, BaseExecutor, Executor, Json
-from stratus_sql.backends.postgres import PostgresBackend
+from stratus_sql.backends.postgres import PostgresBackend, primary_only
 from stratus_sql.backends.sqlite import SqliteBackend
 from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
@@ -170,6 +170,16 @@ class Database:
             yield tx
         for user_id in written:  # committed: readers may have cached what it replaced
             self.memory_written(user_id)
+
+    @contextlib.contextmanager
+    def primary(self) -> Iterator[None]:
+        """Within the block, reads in this task go to the primary even when a replica is
+        configured (DATABASE_REPLICA_URL): read your own writes. A no-op without replica."""
+        token = primary_only.set(True)
+        try:
+            yield
+        finally:
+            primary_only.reset(token)
 
     async def run_transaction(
         self,

@@ -5,6 +5,7 @@ error, and the retries are counted."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pwd
 import shutil
@@ -17,10 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 import stratus_sql
 from stratus_sql.queries import users
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def _postgres_bin() -> Path | None:
@@ -65,10 +74,7 @@ def cluster() -> Iterator[Cluster]:
         except KeyError:
             pytest.fail("run as root, the private cluster needs a 'postgres' system user")
         os.chown(directory, owner.pw_uid, owner.pw_gid)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    made = Cluster(bindir, directory, port)
+    made = Cluster(bindir, directory, _free_port())
     made._run("initdb", "-D", str(directory / "data"), "-A", "trust", "-U", "postgres", "-N")
     made.pg_ctl("start")
     stratus_sql.apply_migrations(made.url)
@@ -127,3 +133,87 @@ async def test_with_retries_off_a_read_while_the_server_is_down_fails_naming_it(
         finally:
             await asyncio.to_thread(cluster.pg_ctl, "start")
         assert await users.get_user(db, user.user_id) == user
+
+
+@pytest.fixture(scope="module")
+def replica(cluster: Cluster) -> Iterator[Cluster]:
+    """A streaming replica of `cluster`, made with pg_basebackup -R, on another port."""
+    directory = cluster.directory / "replica"
+    made = Cluster(cluster.bindir, directory, _free_port())
+    _as_owner(cluster, "mkdir", "-m", "700", str(directory))
+    made._run(
+        "pg_basebackup", "-D", str(directory / "data"), "-R", "-X", "stream",
+        "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+    )  # fmt: skip
+    made.pg_ctl("start")
+    try:
+        yield made
+    finally:
+        made.pg_ctl("stop", "-m", "immediate")
+
+
+def _as_owner(cluster: Cluster, *command: str) -> None:
+    if os.geteuid() == 0:
+        command = ("runuser", "-u", "postgres", "--", *command)
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+async def _paused(replica: Cluster) -> asyncpg.Connection:
+    """A connection to the replica with WAL replay paused: it stops seeing new writes."""
+    admin = await asyncpg.connect(replica.url)
+    await admin.execute("SELECT pg_wal_replay_pause()")
+    for _ in range(200):
+        if await admin.fetchval("SELECT pg_get_wal_replay_pause_state()") == "paused":
+            return admin
+        await asyncio.sleep(0.025)
+    raise AssertionError("replay did not pause")
+
+
+async def test_reads_go_to_the_replica_and_the_primary_serves_read_your_writes(
+    cluster: Cluster, replica: Cluster
+) -> None:
+    settings = stratus_sql.Settings.load(database_url=cluster.url, replica_url=replica.url)
+    async with await stratus_sql.connect(cluster.url, settings=settings) as db:
+        admin = await _paused(replica)
+        try:
+            user = await users.create_user(db, name="Ana", email=email(), role="pilot")
+            assert await users.get_user(db, user.user_id) is None  # the replica lags
+            with db.primary():
+                assert await users.get_user(db, user.user_id) == user
+            async with db.transaction() as tx:
+                assert await users.get_user(tx, user.user_id) == user
+        finally:
+            await admin.execute("SELECT pg_wal_replay_resume()")
+            await admin.close()
+        for _ in range(200):  # caught up again
+            if await users.get_user(db, user.user_id) == user:
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("the replica never caught up")
+
+
+async def test_with_the_replica_down_reads_fall_back_to_the_primary_and_say_so_once(
+    cluster: Cluster, replica: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = stratus_sql.Settings.load(database_url=cluster.url, replica_url=replica.url)
+    async with await stratus_sql.connect(cluster.url, settings=settings) as db:
+        user = await users.create_user(db, name="Ana", email=email(), role="pilot")
+        await asyncio.to_thread(replica.pg_ctl, "stop", "-m", "fast")
+        try:
+            with caplog.at_level(logging.WARNING, logger="stratus_sql"):
+                for _ in range(3):
+                    assert await users.get_user(db, user.user_id) == user
+        finally:
+            await asyncio.to_thread(replica.pg_ctl, "start")
+    said = [r for r in caplog.records if "replica unavailable" in r.getMessage()]
+    assert len(said) == 1
+    assert f"127.0.0.1:{replica.port}" in said[0].getMessage()
+
+
+def test_a_replica_url_needs_postgres() -> None:
+    with pytest.raises(stratus_sql.ConfigError, match="DATABASE_REPLICA_URL"):
+        stratus_sql.Settings.load(
+            environ={"DATABASE_URL": "sqlite:///x.db", "DATABASE_REPLICA_URL": "postgresql://h/d"},
+            env_file=None,
+        )

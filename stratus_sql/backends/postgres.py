@@ -13,6 +13,7 @@ import contextlib
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -36,7 +37,7 @@ from stratus_sql.errors import (
     StratusError,
     UsageError,
 )
-from stratus_sql.observability import Observer, current_trace_id
+from stratus_sql.observability import Observer, current_trace_id, logger
 from stratus_sql.retry import backoff, may_retry
 from stratus_sql.sqlfiles import Statement
 
@@ -44,6 +45,9 @@ __all__ = ["PostgresBackend", "translate"]
 
 _Connection = asyncpg.Connection | PoolConnectionProxy
 T = TypeVar("T")
+
+# Set by `Database.primary()`: reads in this context go to the primary, not the replica.
+primary_only: ContextVar[bool] = ContextVar("stratus_primary_only", default=False)
 
 _SET_ACTOR = (
     "SELECT set_config('stratus.actor_user_id', $1, true),"
@@ -123,8 +127,12 @@ class _PostgresTransaction(_PostgresExecutor):
 class PostgresBackend(_PostgresExecutor):
     """The pool: statements outside a transaction run on any free connection."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, replica: asyncpg.Pool | None = None
+    ) -> None:
         self._pool = pool
+        self._replica = replica
+        self._replica_down = False
         self.settings = settings
         self._observer = Observer("postgres", settings.slow_query_ms)
         self._listener: asyncpg.Connection | None = None
@@ -174,27 +182,12 @@ class PostgresBackend(_PostgresExecutor):
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresBackend:
-        url = settings.database_url
-        try:
-            pool = await asyncio.wait_for(
-                asyncpg.create_pool(
-                    url,
-                    min_size=settings.pool_min_size,
-                    max_size=settings.pool_max_size,
-                    command_timeout=settings.command_timeout,
-                    statement_cache_size=settings.statement_cache_size,
-                    max_inactive_connection_lifetime=settings.max_inactive_lifetime,
-                    timeout=settings.connect_timeout,
-                    init=_init_connection,
-                    reset=_keep_session,
-                ),
-                timeout=settings.connect_timeout + 1,
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL at {_where(url)}: {type(exc).__name__}: {exc}"
-            ) from exc
-        backend = cls(pool, settings)
+        pool = await _create_pool(settings.database_url, settings, settings.pool_min_size)
+        replica = None
+        if settings.replica_url is not None:
+            # Opened empty: a replica that is down must not keep the service from starting.
+            replica = await _create_pool(settings.replica_url, settings, 0)
+        backend = cls(pool, settings, replica)
         async with backend._connection() as conn:
             await warn_if_unprotected(conn)
         return backend
@@ -253,8 +246,47 @@ class PostgresBackend(_PostgresExecutor):
             await asyncio.sleep(backoff(attempt))
 
     async def _fetch(self, stmt: Statement, params: dict[str, Any]) -> Sequence[Row]:
+        if self._replica is not None and stmt.readonly and not primary_only.get():
+            try:
+                rows = await self._on_replica(self._replica, stmt, params)
+            except DatabaseUnavailable as exc:
+                self._replica_lost(exc)
+            else:
+                self._replica_down = False
+                return rows
         run = super()._fetch
         return await self._retrying(stmt, lambda: run(stmt, params))
+
+    async def _on_replica(
+        self, replica: asyncpg.Pool, stmt: Statement, params: dict[str, Any]
+    ) -> Sequence[Row]:
+        """A `:one` / `:many` read on the replica; no retries there (the primary is next)."""
+        where = _where(self.settings.replica_url or "")
+        try:
+            conn = await replica.acquire(timeout=self.settings.connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the replica at {where}") from exc
+        try:
+            with translate():
+                records = await conn.fetch(stmt.text, *_args(stmt, params))
+        except DatabaseUnavailable:
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise
+        finally:
+            await replica.release(conn)
+        return cast(Sequence[Row], records)
+
+    def _replica_lost(self, exc: DatabaseUnavailable) -> None:
+        """Log once per outage that reads fall back to the primary."""
+        if not self._replica_down:
+            self._replica_down = True
+            logger.warning(
+                "replica unavailable, reading from the primary: %s (%s)",
+                exc,
+                exc.__cause__,
+                extra={"trace_id": current_trace_id(), "metrics": {}},
+            )
 
     async def _fetch_value(self, stmt: Statement, params: dict[str, Any]) -> Any:
         run = super()._fetch_value
@@ -286,10 +318,13 @@ class PostgresBackend(_PostgresExecutor):
         if self._listener is not None and not self._listener.is_closed():
             listener, self._listener = self._listener, None
             listener.terminate()
-        try:
-            await asyncio.wait_for(self._pool.close(), timeout=self.settings.command_timeout)
-        except TimeoutError:
-            self._pool.terminate()  # a connection still busy past the timeout is cut
+        for pool in (self._pool, self._replica):
+            if pool is None:
+                continue
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self.settings.command_timeout)
+            except TimeoutError:
+                pool.terminate()  # a connection still busy past the timeout is cut
 
     @asynccontextmanager
     async def transaction(
@@ -300,6 +335,28 @@ class PostgresBackend(_PostgresExecutor):
             _atomic(conn, actor, scoped=scoped, outermost=True),
         ):
             yield _PostgresTransaction(conn, self._observer)
+
+
+async def _create_pool(url: str, settings: Settings, min_size: int) -> asyncpg.Pool:
+    try:
+        return await asyncio.wait_for(
+            asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=settings.pool_max_size,
+                command_timeout=settings.command_timeout,
+                statement_cache_size=settings.statement_cache_size,
+                max_inactive_connection_lifetime=settings.max_inactive_lifetime,
+                timeout=settings.connect_timeout,
+                init=_init_connection,
+                reset=_keep_session,
+            ),
+            timeout=settings.connect_timeout + 1,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {_where(url)}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @asynccontextmanager
