@@ -21,6 +21,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
@@ -187,8 +188,20 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(url: str, args: argparse.Namespace) -> int:
     settings = stratus_sql.Settings.load(pool_min_size=args.pool, pool_max_size=args.pool)
+    target = url
+    if args.pgbouncer_port:  # PgBouncer in transaction pooling mode, on this host
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        target = urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{args.pgbouncer_port}"))
+        settings = stratus_sql.Settings.load(
+            pool_min_size=args.pool,
+            pool_max_size=args.pool,
+            statement_cache_size=0,
+            listen_url=url,
+            database_url=target,
+        )
     ledger = Ledger()
-    async with await stratus_sql.connect(url, settings=settings) as db:
+    async with await stratus_sql.connect(target, settings=settings) as db:
         started = time.monotonic()
         until = started + args.seconds
         think = args.think_ms / 1000
@@ -225,6 +238,9 @@ async def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--pool", type=int, default=20)
+    parser.add_argument(
+        "--pgbouncer-port", type=int, default=0, help="go through PgBouncer on this local port"
+    )
     parser.add_argument(
         "--think-ms", type=float, default=0, help="mean pause between a user's operations"
     )

@@ -29,6 +29,7 @@ class Settings(BaseModel):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL", min_length=1)
     replica_url: str | None = Field(None, alias="DATABASE_REPLICA_URL")
+    listen_url: str | None = Field(None, alias="DATABASE_LISTEN_URL")
     pool_min_size: int = Field(1, alias="DB_POOL_MIN_SIZE", ge=0)
     pool_max_size: int = Field(10, alias="DB_POOL_MAX_SIZE", ge=1)
     command_timeout: float = Field(30.0, alias="DB_COMMAND_TIMEOUT", gt=0)
@@ -75,14 +76,15 @@ class Settings(BaseModel):
             variable = error["loc"][0] if error["loc"] else "settings"
             got = values.get(str(variable))
             raise ConfigError(f"{variable}: {error['msg']} (got {got!r})") from None
-        replica = settings.replica_url
-        if replica is not None and (
-            settings.backend != "postgres" or not replica.startswith(_POSTGRES_SCHEMES)
+        for variable, extra in (
+            ("DATABASE_REPLICA_URL", settings.replica_url),
+            ("DATABASE_LISTEN_URL", settings.listen_url),
         ):
-            raise ConfigError(
-                "DATABASE_REPLICA_URL: a PostgreSQL URL (postgresql://...), and only with a "
-                f"PostgreSQL DATABASE_URL (got {replica.split('://')[0]!r}://...)"
-            )
+            if extra is not None and not extra.startswith(_POSTGRES_SCHEMES):
+                raise ConfigError(
+                    f"{variable}: expected a PostgreSQL URL (postgresql://...), got "
+                    f"{extra.split('://')[0]!r}://..."
+                )
         if settings.pool_min_size > settings.pool_max_size:
             raise ConfigError(
                 f"DB_POOL_MIN_SIZE ({settings.pool_min_size}) is larger than "

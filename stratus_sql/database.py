@@ -26,7 +26,7 @@ from stratus_sql.backends.postgres import PostgresBackend, primary_only
 from stratus_sql.backends.sqlite import SqliteBackend
 from stratus_sql.cache import CacheStats, MemoryCache
 from stratus_sql.config import Settings
-from stratus_sql.errors import CommitUnknown, StratusError, UsageError
+from stratus_sql.errors import CommitUnknown, ConfigError, StratusError, UsageError
 from stratus_sql.migrations import pending_migrations
 from stratus_sql.observability import StatementStats
 from stratus_sql.retry import backoff, may_retry
@@ -317,6 +317,10 @@ async def connect(url: str | None = None, *, settings: Settings | None = None) -
     elif url is not None:
         fields = {**settings.model_dump(), "database_url": url}
         settings = Settings.load(environ={}, env_file=None, **fields)
+    if settings.backend == "sqlite" and (settings.replica_url or settings.listen_url):
+        raise ConfigError(
+            "DATABASE_REPLICA_URL and DATABASE_LISTEN_URL apply only to a PostgreSQL DATABASE_URL"
+        )
     backend_cls = PostgresBackend if settings.backend == "postgres" else SqliteBackend
     db = Database(await backend_cls.open(settings))
     try:

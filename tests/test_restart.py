@@ -211,9 +211,10 @@ async def test_with_the_replica_down_reads_fall_back_to_the_primary_and_say_so_o
     assert f"127.0.0.1:{replica.port}" in said[0].getMessage()
 
 
-def test_a_replica_url_needs_postgres() -> None:
+async def test_a_replica_or_listen_url_needs_postgres(tmp_path: Path) -> None:
     with pytest.raises(stratus_sql.ConfigError, match="DATABASE_REPLICA_URL"):
-        stratus_sql.Settings.load(
-            environ={"DATABASE_URL": "sqlite:///x.db", "DATABASE_REPLICA_URL": "postgresql://h/d"},
-            env_file=None,
-        )
+        stratus_sql.Settings.load(environ={"DATABASE_REPLICA_URL": "mysql://h/d"}, env_file=None)
+    for name in ("replica_url", "listen_url"):
+        settings = stratus_sql.Settings.load(**{name: "postgresql://h/d"})
+        with pytest.raises(stratus_sql.ConfigError, match="only to a PostgreSQL"):
+            await stratus_sql.connect(f"sqlite:///{tmp_path}/x.db", settings=settings)

@@ -142,7 +142,9 @@ class PostgresBackend(_PostgresExecutor):
     async def listen(
         self, channel: str, on_notice: Callable[[str], None], cache: MemoryCache
     ) -> None:
-        """Call `on_notice(payload)` for every NOTIFY on `channel`, on a connection of its own.
+        """Call `on_notice(payload)` for every NOTIFY on `channel`, on a connection of its own
+        (to DATABASE_LISTEN_URL when set: LISTEN needs a session, which a transaction pooler
+        does not keep).
 
         The connection is not taken from the pool (a pool of one would have none left). While
         it is down, notices can be missed, so `cache` is switched off and cleared; it comes
@@ -151,7 +153,8 @@ class PostgresBackend(_PostgresExecutor):
 
         async def connect() -> None:
             conn = await asyncpg.connect(
-                self.settings.database_url, timeout=self.settings.connect_timeout
+                self.settings.listen_url or self.settings.database_url,
+                timeout=self.settings.connect_timeout,
             )
             await conn.add_listener(channel, lambda _c, _p, _ch, payload: on_notice(payload))
             conn.add_termination_listener(lambda _c: lost())
