@@ -251,6 +251,8 @@ async def test_series_arguments_are_checked(db: Database) -> None:
         await metrics.dashboard_series(db, now=datetime(2026, 1, 1))
     with pytest.raises(InvalidInput, match="user_id"):
         await metrics.dashboard_series(db, user_id="x")
+    with pytest.raises(InvalidInput, match="allow_stale"):
+        await metrics.dashboard_series(db, allow_stale="yes")  # type: ignore[call-overload]
 
 
 async def test_allow_stale_wraps_a_good_result_and_refuses_transactions(

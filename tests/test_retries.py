@@ -231,6 +231,20 @@ async def test_run_transaction_returns_the_result_and_does_not_retry_lasting_err
     assert not any(k.startswith("run_transaction") for k in db.stats())
 
 
+async def test_primary_reads_are_the_same_reads_and_in_transaction_tells(
+    db: stratus_sql.Database, user: User
+) -> None:
+    # Without a replica, db.primary() changes nowhere a read goes, on any backend.
+    assert not db.in_transaction
+    with db.primary():
+        assert await users.get_user(db, user.user_id) == user
+    async with db.transaction() as tx:
+        assert db.in_transaction
+        with db.primary():
+            assert await users.get_user(tx, user.user_id) == user
+    assert not db.in_transaction
+
+
 async def test_run_transaction_inside_an_open_transaction_is_refused(
     db: stratus_sql.Database,
 ) -> None:

@@ -194,6 +194,8 @@ async def dashboard_series(
         not isinstance(now, datetime) or now.tzinfo is None or not 2 <= now.year <= 9998
     ):
         raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
+    if not isinstance(allow_stale, bool):
+        raise InvalidInput(f"allow_stale: expected True or False, got {allow_stale!r:.30}")
     user = None if user_id is None else uuid_arg(user_id, "user_id")
     board = None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id")
     if not allow_stale:
