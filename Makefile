@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 .PHONY: install migrate lint test demo bench load clean
 
 install:
+	sh scripts/system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
