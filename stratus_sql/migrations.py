@@ -12,6 +12,7 @@ naming the file, when an applied migration's files have changed since.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,7 +160,28 @@ def _open(url: str | None) -> tuple[Any, Any]:
         yoyo_url = "postgresql+psycopg://" + url.split("://", 1)[1]
     with _translated(url):
         backend = get_backend(yoyo_url)
+        if dialect == "sqlite":
+            _use_wal(backend.connection, Settings.load().busy_timeout_ms / 1000)
     return backend, read_migrations(str(data_dir("migrations") / dialect))
+
+
+def _use_wal(conn: Any, timeout: float) -> None:
+    """Wait for locks like the layer's own connections do, and migrate in WAL mode, the mode
+    the layer opens files in. Switching a file to WAL does not wait for the busy handler: a
+    second process migrating or opening the same new file at that moment would see
+    "database is locked" at once, so the switch is retried for up to `timeout` seconds."""
+    import sqlite3
+
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
@@ -419,7 +420,7 @@ async def _connect(
     try:
         with translate():
             await conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _use_wal(conn, settings.busy_timeout_ms / 1000)
             # FULL: a committed transaction survives a power cut, not only a crash.
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
@@ -432,6 +433,21 @@ async def _connect(
         await conn.close()
         raise
     return conn
+
+
+async def _use_wal(conn: aiosqlite.Connection, patience: float) -> None:
+    """Switch the file to WAL. The switch does not wait for the busy handler: while another
+    process opens or migrates the same new file it fails at once with "database is locked",
+    so it is retried for up to `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.01)
 
 
 def _actor_settings(actor: Actor) -> dict[str, str]:
