@@ -110,8 +110,8 @@ async def test_verify_rejects_a_chain_that_starts_from_nowhere(pg: tuple[Databas
     assert report.problem == "the chain's first seal follows no recorded prune"
 
 
-async def test_sqlite_has_no_partitions_to_prune(database_urls: dict[str, str]) -> None:
-    async with await stratus_sql.connect(database_urls["sqlite"]) as db:
+async def test_sqlite_has_no_partitions_to_prune(sqlite_url: str) -> None:
+    async with await stratus_sql.connect(sqlite_url) as db:
         assert await audit.maintain(db) == 0
         with pytest.raises(UsageError, match="PostgreSQL"):
             await audit.prune(db, before=date(2020, 1, 1))

@@ -60,8 +60,8 @@ async def test_json_is_stored_as_json_values_not_strings(db: Database, database_
     assert str(row[2]) == "1"
 
 
-async def test_sqlite_stores_sortable_utc_text(database_urls: dict[str, str]) -> None:
-    database_url = database_urls["sqlite"]
+async def test_sqlite_stores_sortable_utc_text(sqlite_url: str) -> None:
+    database_url = sqlite_url
     async with await stratus_sql.connect(database_url) as db:
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     user_id, created_at = await raw_one(
@@ -150,9 +150,9 @@ async def test_concurrent_transactions_all_commit(db: Database) -> None:
 
 
 async def test_two_databases_on_one_sqlite_file_never_see_locked(
-    database_urls: dict[str, str],
+    sqlite_url: str,
 ) -> None:
-    database_url = database_urls["sqlite"]
+    database_url = sqlite_url
     first, second = await stratus_sql.connect(database_url), await stratus_sql.connect(database_url)
     try:
 
@@ -368,9 +368,9 @@ def test_actor_normalizes_its_values() -> None:
     assert actor.ip_address == "2001:db8::1"
 
 
-async def test_waiting_for_a_pooled_connection_is_bounded(database_urls: dict[str, str]) -> None:
+async def test_waiting_for_a_pooled_connection_is_bounded(pg_url: str) -> None:
     settings = stratus_sql.Settings.load(pool_min_size=1, pool_max_size=1, pool_timeout=0.5)
-    async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
+    async with await stratus_sql.connect(pg_url, settings=settings) as db:
         started = asyncio.Event()
         release = asyncio.Event()
 
@@ -390,9 +390,9 @@ async def test_waiting_for_a_pooled_connection_is_bounded(database_urls: dict[st
         assert await users.get_user(db, uuid.uuid4()) is None
 
 
-async def test_waiting_for_the_sqlite_writer_is_bounded(database_urls: dict[str, str]) -> None:
+async def test_waiting_for_the_sqlite_writer_is_bounded(sqlite_url: str) -> None:
     settings = stratus_sql.Settings.load(busy_timeout_ms=300)
-    async with await stratus_sql.connect(database_urls["sqlite"], settings=settings) as db:
+    async with await stratus_sql.connect(sqlite_url, settings=settings) as db:
         started = asyncio.Event()
         release = asyncio.Event()
 

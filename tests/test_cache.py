@@ -74,9 +74,9 @@ def test_accesses_are_summed_and_can_be_returned_after_a_failed_write() -> None:
 
 
 async def test_the_cache_switches_off_while_its_listener_is_down(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
-    url = database_urls["postgres"]
+    url = pg_url
     async with await stratus_sql.connect(url) as db, await stratus_sql.connect(url) as other:
         user = await users.create_user(
             db, name="Ana", email=f"l.{uuid.uuid4().hex[:8]}@x.com", role="pilot"

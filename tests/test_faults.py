@@ -23,9 +23,9 @@ def email() -> str:
 
 
 async def test_a_statement_past_its_timeout_raises_query_timeout_and_the_pool_recovers(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
-    url = database_urls["postgres"]
+    url = pg_url
     settings = stratus_sql.Settings.load(command_timeout=0.5, pool_min_size=1, pool_max_size=1)
     async with await stratus_sql.connect(url, settings=settings) as db:
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")
@@ -46,10 +46,10 @@ async def test_a_statement_past_its_timeout_raises_query_timeout_and_the_pool_re
 
 
 async def test_five_hundred_concurrent_calls_on_a_pool_of_ten_all_complete(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
     settings = stratus_sql.Settings.load(pool_min_size=2, pool_max_size=10)
-    async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
+    async with await stratus_sql.connect(pg_url, settings=settings) as db:
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")
         results = await asyncio.gather(*(users.get_user(db, user.user_id) for _ in range(500)))
     assert results == [user] * 500

@@ -180,8 +180,8 @@ async def test_search_finds_words_ignoring_accents_case_and_word_endings(
         assert 0 < hits[0].score <= 1
 
 
-async def test_search_tolerates_a_typo_on_postgres(database_urls: dict[str, str]) -> None:
-    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+async def test_search_tolerates_a_typo_on_postgres(pg_url: str) -> None:
+    async with await stratus_sql.connect(pg_url) as db:
         user = await users.create_user(
             db, name="Ana", email=f"a.{uuid.uuid4().hex[:8]}@x.com", role="pilot"
         )
@@ -312,9 +312,9 @@ async def test_writes_through_the_database_invalidate_its_cache(db: Database, us
 
 
 async def test_a_committed_write_elsewhere_is_seen_at_once_on_postgres(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
-    url = database_urls["postgres"]
+    url = pg_url
     settings = stratus_sql.Settings.load(memory_cache_ttl=300)
     async with (
         await stratus_sql.connect(url, settings=settings) as a,

@@ -66,8 +66,8 @@ def _via(url: str, port: int, password: str | None = None) -> str:
 
 
 @pytest.fixture
-async def proxy(database_urls: dict[str, str]) -> AsyncIterator[TcpProxy]:
-    parts = urlsplit(database_urls["postgres"])
+async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+    parts = urlsplit(pg_url)
     made = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await made.start()
     try:
@@ -84,10 +84,10 @@ def _closed_port() -> int:
 
 
 async def test_connect_where_nothing_answers_fails_fast_naming_the_address(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
     port = _closed_port()
-    url = _via(database_urls["postgres"], port, password="segredo")
+    url = _via(pg_url, port, password="segredo")
     settings = stratus_sql.Settings.load(connect_timeout=1)
     started = time.monotonic()
     with pytest.raises(stratus_sql.DatabaseUnavailable) as raised:
@@ -98,10 +98,10 @@ async def test_connect_where_nothing_answers_fails_fast_naming_the_address(
 
 
 async def test_connect_to_a_server_that_stays_silent_times_out_in_time(
-    proxy: TcpProxy, database_urls: dict[str, str]
+    proxy: TcpProxy, pg_url: str
 ) -> None:
     proxy.silent = True
-    url = _via(database_urls["postgres"], proxy.port, password="segredo")
+    url = _via(pg_url, proxy.port, password="segredo")
     settings = stratus_sql.Settings.load(connect_timeout=1)
     started = time.monotonic()
     with pytest.raises(stratus_sql.DatabaseUnavailable) as raised:
@@ -112,9 +112,9 @@ async def test_connect_to_a_server_that_stays_silent_times_out_in_time(
 
 
 async def test_through_the_proxy_calls_work_and_close_returns_when_the_link_goes_silent(
-    proxy: TcpProxy, database_urls: dict[str, str]
+    proxy: TcpProxy, pg_url: str
 ) -> None:
-    url = _via(database_urls["postgres"], proxy.port)
+    url = _via(pg_url, proxy.port)
     settings = stratus_sql.Settings.load(
         pool_min_size=2, pool_max_size=2, command_timeout=1, connect_timeout=1
     )
@@ -130,9 +130,9 @@ async def test_through_the_proxy_calls_work_and_close_returns_when_the_link_goes
 
 
 async def test_allow_stale_serves_the_last_good_series_only_while_the_database_is_down(
-    proxy: TcpProxy, database_urls: dict[str, str]
+    proxy: TcpProxy, pg_url: str
 ) -> None:
-    url = _via(database_urls["postgres"], proxy.port)
+    url = _via(pg_url, proxy.port)
     settings = stratus_sql.Settings.load(
         pool_min_size=1, pool_max_size=2, command_timeout=0.5, pool_timeout=1
     )

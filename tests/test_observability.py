@@ -113,9 +113,9 @@ def test_trace_ids_are_checked() -> None:
 
 
 async def test_a_traced_transaction_shows_its_trace_id_in_pg_stat_activity(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
-    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+    async with await stratus_sql.connect(pg_url) as db:
         with trace("req-77"):
             async with db.transaction() as tx:
                 conn = tx._inner._conn  # type: ignore[attr-defined]

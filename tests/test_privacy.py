@@ -243,11 +243,11 @@ async def test_erase_reaches_changes_made_by_others_and_messages_in_others_chats
     )
 
 
-async def test_sqlite_search_index_keeps_no_erased_words(database_urls: dict[str, str]) -> None:
-    async with await stratus_sql.connect(database_urls["sqlite"]) as db:
+async def test_sqlite_search_index_keeps_no_erased_words(sqlite_url: str) -> None:
+    async with await stratus_sql.connect(sqlite_url) as db:
         user, _ = await person(db, "indicezorb")
         assert await users.erase_user(db, user.user_id) is True
-    path = database_urls["sqlite"].removeprefix("sqlite:///")
+    path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         blobs = b"".join(
             row[0] for row in conn.execute("SELECT block FROM memory_entries_fts_data")

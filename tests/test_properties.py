@@ -9,10 +9,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_migrations import catalog
 
 from stratus_sql import Database, InvalidInput
 from stratus_sql.queries import conversations, memory, users
+from tests.test_migrations import catalog
 
 # Any code point, lone surrogates and NUL included.
 TEXT = st.text(st.characters(codec=None, categories=None), max_size=300)

@@ -6,16 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -23,68 +16,16 @@ import pytest
 
 import stratus_sql
 from stratus_sql.queries import users
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def _postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@dataclass
-class Cluster:
-    bindir: Path
-    directory: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bindir / args[0]), *args[1:]]
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    def pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        data, log = str(self.directory / "data"), str(self.directory / "log")
-        self._run("pg_ctl", "-D", data, "-l", log, "-w", "-o", options, *extra, action)
+from tests import servers
+from tests.servers import Cluster, LegServers
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    bindir = _postgres_bin()
-    if bindir is None:
-        pytest.fail("initdb not found: install PostgreSQL's server package")
-    directory = Path(tempfile.mkdtemp(prefix="stratus_cluster_"))
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.fail("run as root, the private cluster needs a 'postgres' system user")
-        os.chown(directory, owner.pw_uid, owner.pw_gid)
-    made = Cluster(bindir, directory, _free_port())
-    made._run("initdb", "-D", str(directory / "data"), "-A", "trust", "-U", "postgres", "-N")
-    made.pg_ctl("start")
-    stratus_sql.apply_migrations(made.url)
-    try:
+def cluster(test_servers: LegServers, pg_leg: str) -> Iterator[Cluster]:
+    """A private cluster of the same server binaries as the leg's."""
+    with servers.private_cluster(test_servers.bindir(pg_leg)) as made:
+        stratus_sql.apply_migrations(made.url)
         yield made
-    finally:
-        try:
-            made.pg_ctl("stop", "-m", "immediate")
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def email() -> str:
@@ -138,24 +79,8 @@ async def test_with_retries_off_a_read_while_the_server_is_down_fails_naming_it(
 @pytest.fixture(scope="module")
 def replica(cluster: Cluster) -> Iterator[Cluster]:
     """A streaming replica of `cluster`, made with pg_basebackup -R, on another port."""
-    directory = cluster.directory / "replica"
-    made = Cluster(cluster.bindir, directory, _free_port())
-    _as_owner(cluster, "mkdir", "-m", "700", str(directory))
-    made._run(
-        "pg_basebackup", "-D", str(directory / "data"), "-R", "-X", "stream",
-        "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-    )  # fmt: skip
-    made.pg_ctl("start")
-    try:
+    with servers.replica_of(cluster) as made:
         yield made
-    finally:
-        made.pg_ctl("stop", "-m", "immediate")
-
-
-def _as_owner(cluster: Cluster, *command: str) -> None:
-    if os.geteuid() == 0:
-        command = ("runuser", "-u", "postgres", "--", *command)
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
 async def _paused(replica: Cluster) -> asyncpg.Connection:

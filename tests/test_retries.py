@@ -39,9 +39,9 @@ async def _wait_for_backend(admin: asyncpg.Connection, where: str) -> int:
 
 
 async def test_idle_pool_connections_terminated_the_next_calls_succeed(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
-    url = database_urls["postgres"]
+    url = pg_url
     settings = stratus_sql.Settings.load(pool_min_size=4, pool_max_size=4)
     async with await stratus_sql.connect(url, settings=settings) as db:
         user = await users.create_user(db, name="Ana", email=email(), role="pilot")
@@ -80,10 +80,10 @@ async def _terminated_while_waiting(
 
 
 @pytest.fixture
-async def pg_db(database_urls: dict[str, str]) -> AsyncIterator[stratus_sql.Database]:
+async def pg_db(pg_url: str) -> AsyncIterator[stratus_sql.Database]:
     """The Postgres test database on a small pool (the listener has its own connection)."""
     settings = stratus_sql.Settings.load(pool_min_size=1, pool_max_size=2)
-    async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
+    async with await stratus_sql.connect(pg_url, settings=settings) as db:
         yield db
 
 
@@ -120,10 +120,10 @@ async def test_a_write_whose_backend_is_terminated_mid_statement_raises_commit_u
 
 
 async def test_run_transaction_reruns_the_loser_of_a_deadlock(
-    database_urls: dict[str, str],
+    pg_url: str,
 ) -> None:
     settings = stratus_sql.Settings.load(pool_min_size=2, pool_max_size=4)
-    async with await stratus_sql.connect(database_urls["postgres"], settings=settings) as db:
+    async with await stratus_sql.connect(pg_url, settings=settings) as db:
         first = await users.create_user(db, name="Ana", email=email(), role="pilot")
         second = await users.create_user(db, name="Bia", email=email(), role="pilot")
         holding = {first.user_id: asyncio.Event(), second.user_id: asyncio.Event()}

@@ -19,8 +19,8 @@ from stratus_sql.records import User
 
 
 @pytest.fixture
-async def pg(database_urls: dict[str, str]) -> AsyncIterator[Database]:
-    async with await stratus_sql.connect(database_urls["postgres"]) as db:
+async def pg(pg_url: str) -> AsyncIterator[Database]:
+    async with await stratus_sql.connect(pg_url) as db:
         yield db
 
 
@@ -145,21 +145,21 @@ async def test_the_scoped_role_ends_with_the_transaction(pg: Database) -> None:
             pass
 
 
-async def test_sqlite_refuses_scoped_transactions(database_urls: dict[str, str]) -> None:
-    async with await stratus_sql.connect(database_urls["sqlite"]) as db:
+async def test_sqlite_refuses_scoped_transactions(sqlite_url: str) -> None:
+    async with await stratus_sql.connect(sqlite_url) as db:
         with pytest.raises(UsageError, match="PostgreSQL"):
             async with db.transaction(scoped=True):
                 pass
 
 
-async def test_connecting_as_a_superuser_warns_once(database_urls: dict[str, str]) -> None:
+async def test_connecting_as_a_superuser_warns_once(pg_url: str) -> None:
     postgres._warned = False
     with pytest.warns(postgres.UnprotectedRoleWarning, match="row-level security"):
-        db = await stratus_sql.connect(database_urls["postgres"])
+        db = await stratus_sql.connect(pg_url)
     await db.close()
     with warnings.catch_warnings():
         warnings.simplefilter("error", postgres.UnprotectedRoleWarning)
-        db = await stratus_sql.connect(database_urls["postgres"])  # said once per process
+        db = await stratus_sql.connect(pg_url)  # said once per process
     await db.close()
 
 
@@ -182,12 +182,12 @@ async def test_the_scoped_role_may_only_append_to_the_audit_trail(pg: Database) 
 
 
 @pytest.fixture
-async def app_login(database_urls: dict[str, str]) -> AsyncIterator[str]:
+async def app_login(pg_url: str) -> AsyncIterator[str]:
     """A URL for an application login set up as the README recommends: no superuser, no
     BYPASSRLS, not the owner; dropped afterwards (roles are cluster-wide)."""
     import psycopg
 
-    url = database_urls["postgres"]
+    url = pg_url
     role = f"stratus_app_{uuid.uuid4().hex[:8]}"
     tables = "users, conversations, messages, messages_archive, memory_entries, dashboards, metrics"
     with psycopg.connect(url, autocommit=True) as conn:
