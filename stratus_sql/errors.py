@@ -6,7 +6,7 @@ StratusError
 ├── NotFound (LookupError)         a write named a missing row; FK violation
 ├── AlreadyExists                  unique violation; .constraint
 ├── Conflict                       serialization failure / deadlock / busy database
-├── CommitUnknown                  the connection was lost while a write was committing
+├── CommitUnknown                  a write was cut off after it was sent: outcome unknown
 ├── DatabaseUnavailable            cannot connect in time
 │   └── PoolExhausted              no pooled connection freed up within DB_POOL_TIMEOUT
 ├── QueryTimeout                   a statement ran past DB_COMMAND_TIMEOUT
@@ -46,8 +46,8 @@ class StratusError(Exception):
 
     `retryable`: the failure is transient (serialization failure, deadlock, lost or refused
     connection, busy SQLite file) and the same work may succeed if run again.
-    `in_flight`: the connection was lost after the statement was sent, so a write may or may
-    not have been applied.
+    `in_flight`: the statement was sent and then cut off (its connection was lost, or it ran
+    past DB_COMMAND_TIMEOUT and was cancelled), so a write may or may not have been applied.
     """
 
     retryable: bool = False
@@ -81,8 +81,8 @@ class Conflict(StratusError):
 
 
 class CommitUnknown(StratusError):
-    """The connection was lost while a write was committing: it may or may not have been
-    applied. Never retried automatically; read back what the write would have changed."""
+    """A write was cut off after it was sent (its connection was lost, or it or its COMMIT
+    ran past DB_COMMAND_TIMEOUT): it may or may not have been applied. Never retried automatically; read back what the write would have changed."""
 
 
 class DatabaseUnavailable(StratusError):

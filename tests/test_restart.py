@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -143,3 +145,46 @@ async def test_a_replica_or_listen_url_needs_postgres(tmp_path: Path) -> None:
         settings = stratus_sql.Settings.load(**{name: "postgresql://h/d"})
         with pytest.raises(stratus_sql.ConfigError, match="only to a PostgreSQL"):
             await stratus_sql.connect(f"sqlite:///{tmp_path}/x.db", settings=settings)
+
+
+def _cluster_processes(cluster: Cluster) -> list[int]:
+    """The postmaster and every process it started."""
+    postmaster = cluster.postmaster_pid()
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *map(int, children)]
+
+
+async def test_a_hung_server_gives_typed_errors_and_writes_learn_their_outcome_is_unknown(
+    cluster: Cluster,
+) -> None:
+    settings = stratus_sql.Settings.load(
+        pool_min_size=4, pool_max_size=4, command_timeout=2, pool_timeout=2, retry_attempts=1
+    )
+    async with await stratus_sql.connect(cluster.url, settings=settings) as db:
+        user = await users.create_user(db, name="Ana", email=email(), role="pilot")
+        hung = _cluster_processes(cluster)
+        for pid in hung:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            reads = [users.get_user(db, user.user_id) for _ in range(9)]
+            writes = [users.update_preferences(db, user.user_id, {"i": i}) for i in range(5)] + [
+                users.create_user(db, name="Bia", email=email(), role="pilot") for _ in range(4)
+            ]
+            async with asyncio.timeout(60):
+                outcomes = await asyncio.gather(*writes, *reads, return_exceptions=True)
+        finally:
+            for pid in hung:
+                os.kill(pid, signal.SIGCONT)
+        write_outcomes, read_outcomes = outcomes[:9], outcomes[9:]
+        assert all(
+            isinstance(o, stratus_sql.QueryTimeout | stratus_sql.DatabaseUnavailable)
+            for o in read_outcomes
+        ), read_outcomes
+        # A write either never left (no connection) or its caller is told it may have landed.
+        for outcome in write_outcomes:
+            assert isinstance(outcome, stratus_sql.CommitUnknown) or (
+                isinstance(outcome, stratus_sql.DatabaseUnavailable) and not outcome.in_flight
+            ), repr(outcome)
+        assert any(isinstance(o, stratus_sql.CommitUnknown) for o in write_outcomes)
+        # Once the server runs again, so does the pool.
+        assert await users.get_user(db, user.user_id) == user

@@ -223,7 +223,7 @@ class PostgresBackend(_PostgresExecutor):
                 conn.terminate()
             raise
         finally:
-            await self._pool.release(conn)
+            await _release(self._pool, conn)
 
     async def _retrying(self, stmt: Statement, run: Callable[[], Awaitable[T]]) -> T:
         """Run one statement outside a transaction, retried up to DB_RETRY_ATTEMPTS times on
@@ -238,8 +238,9 @@ class PostgresBackend(_PostgresExecutor):
                 writes = not stmt.readonly
                 if writes and exc.in_flight:
                     raise CommitUnknown(
-                        f"{stmt.name}: the connection was lost while the statement ran; "
-                        "it may or may not have been applied"
+                        f"{stmt.name}: the statement was cut off after it was sent (the "
+                        "connection was lost, or it ran past DB_COMMAND_TIMEOUT); it may or "
+                        "may not have been applied"
                     ) from exc
                 if attempt >= self.settings.retry_attempts or not may_retry(exc, writes=writes):
                     raise
@@ -277,7 +278,7 @@ class PostgresBackend(_PostgresExecutor):
                 conn.terminate()
             raise
         finally:
-            await replica.release(conn)
+            await _release(replica, conn)
         return cast(Sequence[Row], records)
 
     def _replica_lost(self, exc: DatabaseUnavailable) -> None:
@@ -338,6 +339,18 @@ class PostgresBackend(_PostgresExecutor):
             _atomic(conn, actor, scoped=scoped, outermost=True),
         ):
             yield _PostgresTransaction(conn, self._observer)
+
+
+async def _release(pool: asyncpg.Pool, conn: _Connection) -> None:
+    """Give the connection back to the pool. After a timed-out statement asyncpg first waits
+    for the server to acknowledge the cancel; a server that hangs never does, and the wait
+    ends in TimeoutError (or a lost link). The statement's own error is the one the caller
+    must see, so such a connection is closed instead of reported."""
+    try:
+        await pool.release(conn)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
 
 
 async def _create_pool(url: str, settings: Settings, min_size: int) -> asyncpg.Pool:
@@ -548,7 +561,10 @@ def translate() -> Iterator[None]:
             in_flight="connection is closed" not in str(exc)
         ) from exc
     except TimeoutError as exc:
-        raise QueryTimeout("the statement ran longer than DB_COMMAND_TIMEOUT") from exc
+        # The statement reached the server and was cancelled: a write may have been applied.
+        timeout = QueryTimeout("the statement ran longer than DB_COMMAND_TIMEOUT")
+        timeout.in_flight = True
+        raise timeout from exc
     except asyncpg.InternalClientError as exc:
         if "cannot switch to state" in str(exc):
             # The server's farewell (e.g. 57P01 after pg_terminate_backend) reached an idle
