@@ -82,7 +82,8 @@ class Conflict(StratusError):
 
 class CommitUnknown(StratusError):
     """A write was cut off after it was sent (its connection was lost, or it or its COMMIT
-    ran past DB_COMMAND_TIMEOUT): it may or may not have been applied. Never retried automatically; read back what the write would have changed."""
+    ran past DB_COMMAND_TIMEOUT): it may or may not have been applied. Never retried
+    automatically; read back what the write would have changed."""
 
 
 class DatabaseUnavailable(StratusError):

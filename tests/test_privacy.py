@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 import stratus_sql
-from stratus_sql import Actor, Database, NotFound
+from stratus_sql import Actor, Database, NotFound, UsageError
 from stratus_sql.cli import main
 from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
@@ -294,3 +294,83 @@ async def test_an_erasure_does_not_launder_tampering_elsewhere(fresh: tuple[Data
     assert await users.erase_user(db, other.user_id) is True
     report = await audit.verify(db)
     assert (report.ok, report.audit_id) == (False, target.audit_id)
+
+
+def message_ids(url: str) -> set[str]:
+    """The ids of every message, live and archived, read behind the layer's back."""
+    sql = "SELECT message_id FROM messages UNION ALL SELECT message_id FROM messages_archive"
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as conn:
+            return {str(r[0]) for r in conn.execute(sql)}
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return {str(r[0]) for r in conn.execute(sql)}
+
+
+async def test_export_holds_exactly_the_messages_erasure_deletes(
+    fresh: tuple[Database, str],
+) -> None:
+    db, url = fresh
+    user, _ = await person(db, "exporta")
+    host, _ = await person(db, "anfitria")
+    host_chat = (await conversations.list_conversations(db, host.user_id)).items[0]
+    for text in ("escrita-alheia-arquivada", "escrita-alheia-viva"):
+        await conversations.add_message(
+            db, conversation_id=host_chat.conversation_id, user_id=user.user_id,
+            content=text, message_type="user_input",
+        )  # fmt: skip
+        if text.endswith("arquivada"):
+            await conversations.compact_conversation(
+                db, host_chat.conversation_id, keep_last=0, summary="resumo"
+            )
+
+    data = await users.export_user_data(db, user.user_id)
+    assert [m["content"] for m in data["messages_in_other_conversations"]] == [
+        "escrita-alheia-viva"
+    ]
+    assert [m["content"] for m in data["archived_messages_in_other_conversations"]] == [
+        "escrita-alheia-arquivada"
+    ]
+    exported = {
+        m["message_id"]
+        for group in (
+            [m for c in data["conversations"] for m in c["messages"] + c["archived_messages"]],
+            data["messages_in_other_conversations"],
+            data["archived_messages_in_other_conversations"],
+        )
+        for m in group
+    }
+    before = message_ids(url)
+    assert await users.erase_user(db, user.user_id) is True
+    assert before - message_ids(url) == exported
+
+
+async def test_on_sqlite_no_file_of_the_database_holds_erased_values(
+    new_sqlite_database: Callable[[], str],
+) -> None:
+    url = new_sqlite_database()
+    stratus_sql.apply_migrations(url)
+    async with await stratus_sql.connect(url) as db:
+        user, secrets = await person(db, "arquivo")
+        await users.get_user(db, user.user_id)  # readers open too
+        assert await users.erase_user(db, user.user_id) is True
+        # Still open: nothing waits for a close or a later checkpoint.
+        path = Path(url.removeprefix("sqlite:///"))
+        files = [f for f in path.parent.iterdir() if f.name.startswith(path.name)]
+        assert path in files
+        for file in files:
+            raw = file.read_bytes()
+            for what, value in secrets.items():
+                assert value.encode() not in raw, (file.name, what)
+
+
+async def test_on_sqlite_erasure_inside_a_transaction_is_refused_and_undone(
+    new_sqlite_database: Callable[[], str],
+) -> None:
+    url = new_sqlite_database()
+    stratus_sql.apply_migrations(url)
+    async with await stratus_sql.connect(url) as db:
+        user, _ = await person(db, "dentro")
+        with pytest.raises(UsageError, match="outside a transaction"):
+            async with db.transaction() as tx:
+                await users.erase_user(tx, user.user_id)
+        assert await users.get_user(db, user.user_id) == user

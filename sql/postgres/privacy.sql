@@ -140,3 +140,7 @@ FOR UPDATE;
 -- name: compact_search_index :exec
 -- Nothing to rewrite here: deleted rows' search columns go with the rows (VACUUM reclaims).
 SELECT 1;
+
+-- name: flush_erased_pages :scalar
+-- Nothing to flush from here: PostgreSQL's WAL and dead tuples are the server's (README).
+SELECT 0;

@@ -137,3 +137,9 @@ WHERE user_id = :user_id;
 -- name: compact_search_index :exec
 -- Rewrite the FTS5 index so deleted entries' words leave its pages (not only delete marks).
 INSERT INTO memory_entries_fts (memory_entries_fts) VALUES ('optimize');
+
+-- name: flush_erased_pages :scalar
+-- Copy the WAL into the database file and truncate it to zero bytes, so erased values (on
+-- pages zeroed by secure_delete) are left in no file; the first column is 1 while a reader
+-- kept the checkpoint from finishing.
+PRAGMA wal_checkpoint(TRUNCATE);

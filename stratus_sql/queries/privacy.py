@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from stratus_sql.backends.base import Executor, Json
-from stratus_sql.errors import NotFound
+from stratus_sql.errors import Conflict, NotFound, StratusError, UsageError
 from stratus_sql.queries import audit
 from stratus_sql.queries._input import uuid_arg
 from stratus_sql.records import (
@@ -48,7 +48,8 @@ async def _user(db: Executor, user_id: UUID | str) -> User:
 
 async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
     """Everything stored about a person, as JSON-ready data: the profile, conversations with
-    their messages (live and archived), memories (expired ones too), dashboards, metric
+    their messages (live and archived), the messages they wrote in other people's
+    conversations (live and archived), memories (expired ones too), dashboards, metric
     samples, and the audit rows about them. The export itself is recorded in the audit trail
     (action EXPORT). NotFound if there is no such user."""
     async with db.transaction() as tx:
@@ -71,6 +72,11 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
     def by_conversation(messages: list[Message], conversation_id: UUID) -> list[Any]:
         return [_json(m) for m in messages if m.conversation_id == conversation_id]
 
+    own = {chat.conversation_id for chat in chats}
+
+    def elsewhere(messages: list[Message]) -> list[Any]:
+        return [_json(m) for m in messages if m.conversation_id not in own]
+
     return {
         "user": _json(user),
         "conversations": [
@@ -81,6 +87,9 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
             }
             for chat in chats
         ],
+        # What they wrote in other people's conversations (erase_user deletes it too).
+        "messages_in_other_conversations": elsewhere(live),
+        "archived_messages_in_other_conversations": elsewhere(archived),
         "memories": [_json(m) for m in memories],
         "dashboards": [_json(b) for b in boards],
         "metrics": [_json(s) for s in samples],
@@ -99,7 +108,10 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
       details of the rows they caused;
     - reseal the audit chain over the rows it rewrote, so `audit.verify` still passes (every
       other row keeps its sealed digest);
-    - record one ERASE audit entry.
+    - record one ERASE audit entry;
+    - on SQLite, once that has committed, checkpoint the write-ahead log and truncate it,
+      so no file of the database still holds the erased values (UsageError inside an open
+      transaction, where that cannot be done).
 
     Returns True when it erased something, False when there was nothing left to erase (a
     second call is a no-op, but a later call still removes data written since).
@@ -120,26 +132,51 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
             "messages": await tx.execute_rows(STATEMENTS.delete_user_messages, user_id=uid)
             + await tx.execute_rows(STATEMENTS.delete_user_archived_messages, user_id=uid),
         }
-        if is_erased(user) and not any(counts.values()):
-            return False
-        await tx.execute_rows(STATEMENTS.anonymize_user, user_id=uid)
-        tx.memory_written(uid)
-        await tx.execute(STATEMENTS.compact_search_index)
-        about = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
-        caused = await tx.fetch_many(AuditEntry, AUDIT.audit_caused_by_user, user_id=uid)
-        await tx.execute(STATEMENTS.allow_audit_redaction)
-        redacted = await tx.execute_rows(STATEMENTS.redact_audit_about_user, user_id=uid)
-        redacted += await tx.execute_rows(STATEMENTS.forget_actor_network, user_id=uid)
-        rewritten = {row.audit_id for row in about} | {row.audit_id for row in caused}
-        resealed = await audit.reseal(tx, audit_ids=rewritten)
-        await tx.execute(AUDIT.end_audit_redaction)
-        await tx.execute(
-            STATEMENTS.record_audit_event,
-            action="ERASE",
-            user_id=uid,
-            details=Json({**counts, "audit_rows_redacted": redacted, "seals_rewritten": resealed}),
+        nothing_left = is_erased(user) and not any(counts.values())
+        if not nothing_left:
+            await _erase(tx, uid, counts)
+    await _flush_erased_pages(db)
+    return not nothing_left
+
+
+async def _erase(tx: Executor, uid: UUID, counts: dict[str, int]) -> None:
+    """Steps 2 to 7 of erase_user, after the deletions counted in `counts`."""
+    await tx.execute_rows(STATEMENTS.anonymize_user, user_id=uid)
+    tx.memory_written(uid)
+    await tx.execute(STATEMENTS.compact_search_index)
+    about = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
+    caused = await tx.fetch_many(AuditEntry, AUDIT.audit_caused_by_user, user_id=uid)
+    await tx.execute(STATEMENTS.allow_audit_redaction)
+    redacted = await tx.execute_rows(STATEMENTS.redact_audit_about_user, user_id=uid)
+    redacted += await tx.execute_rows(STATEMENTS.forget_actor_network, user_id=uid)
+    rewritten = {row.audit_id for row in about} | {row.audit_id for row in caused}
+    resealed = await audit.reseal(tx, audit_ids=rewritten)
+    await tx.execute(AUDIT.end_audit_redaction)
+    await tx.execute(
+        STATEMENTS.record_audit_event,
+        action="ERASE",
+        user_id=uid,
+        details=Json({**counts, "audit_rows_redacted": redacted, "seals_rewritten": resealed}),
+    )
+
+
+async def _flush_erased_pages(db: Executor) -> None:
+    """On SQLite, after the erasure committed: checkpoint and truncate the WAL, which still
+    holds the erased values until then. It cannot run inside an open transaction."""
+    try:
+        busy = await db.fetch_scalar(STATEMENTS.flush_erased_pages)
+    except StratusError as exc:
+        if "locked" not in str(exc):
+            raise
+        raise UsageError(
+            "erase_user on SQLite must run outside a transaction: the erased values leave "
+            "the write-ahead log only after the erasure commits"
+        ) from exc
+    if busy:
+        raise Conflict(
+            "the erasure is committed, but a reader kept SQLite's write-ahead log from being "
+            "truncated: the erased values are still in the -wal file; call erase_user again"
         )
-    return True
 
 
 def _json(record: Any) -> Any:
