@@ -341,7 +341,7 @@ class PostgresBackend(_PostgresExecutor):
             yield _PostgresTransaction(conn, self._observer)
 
 
-async def _release(pool: asyncpg.Pool, conn: _Connection) -> None:
+async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
     """Give the connection back to the pool. After a timed-out statement asyncpg first waits
     for the server to acknowledge the cancel; a server that hangs never does, and the wait
     ends in TimeoutError (or a lost link). The statement's own error is the one the caller
