@@ -24,6 +24,9 @@ connection was lost (`in_flight`).
 
 from __future__ import annotations
 
+# Said by the DatabaseError of a statement that names a table the database does not have.
+SCHEMA_MISSING = "the schema is missing or out of date: run stratus-sql migrate"
+
 __all__ = [
     "AlreadyExists",
     "CommitUnknown",

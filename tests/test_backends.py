@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -447,3 +450,37 @@ async def test_a_cancelled_statement_dooms_its_transaction(db: Database) -> None
                 async with asyncio.timeout(0):
                     await users.get_user(tx, uuid.uuid4())
     assert await users.get_user_by_email(db, address) is None
+
+
+async def test_a_query_on_an_unmigrated_database_names_the_migrate_command(
+    blank_url: str,
+) -> None:
+    async with await stratus_sql.connect(blank_url) as db:
+        with pytest.raises(DatabaseError, match=r"schema is missing.*run stratus-sql migrate"):
+            await users.get_user(db, uuid.uuid4())
+
+
+FORGETS_CLOSE = """
+import asyncio, sys, uuid, stratus_sql
+from stratus_sql.queries import users
+async def main():
+    db = await stratus_sql.connect(sys.argv[1])
+    try:
+        await users.get_user(db, uuid.uuid4())
+    except stratus_sql.DatabaseError as exc:
+        print(exc)
+asyncio.run(main())
+"""
+
+
+def test_a_process_that_forgets_close_on_sqlite_still_exits(
+    new_sqlite_database: Callable[[], str],
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORGETS_CLOSE, new_sqlite_database()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run stratus-sql migrate" in done.stdout

@@ -25,6 +25,7 @@ from stratus_sql.backends.base import Actor, BaseExecutor, Json, Row
 from stratus_sql.cache import MemoryCache
 from stratus_sql.config import Settings
 from stratus_sql.errors import (
+    SCHEMA_MISSING,
     AlreadyExists,
     CommitUnknown,
     Conflict,
@@ -607,4 +608,6 @@ def _server_error(exc: asyncpg.PostgresError) -> StratusError:
         return UsageError(f"the transaction was aborted by an earlier error: {message}")
     if state == "57014":
         return QueryTimeout(f"the statement was cancelled: {message}")
+    if state == "42P01":  # undefined_table
+        return DatabaseError(f"[{state}] {message}: {SCHEMA_MISSING}")
     return DatabaseError(f"[{state}] {message}")

@@ -33,6 +33,7 @@ from pydantic import JsonValue
 from stratus_sql.backends.base import Actor, BaseExecutor, Converter, Json, Row
 from stratus_sql.config import Settings, sqlite_path
 from stratus_sql.errors import (
+    SCHEMA_MISSING,
     AlreadyExists,
     Conflict,
     DatabaseError,
@@ -414,7 +415,11 @@ async def _connect(
     path: str, settings: Settings, clock: _Clock, *, readonly: bool
 ) -> aiosqlite.Connection:
     try:
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        connecting = aiosqlite.connect(path, isolation_level=None)
+        # The connection's worker thread must not keep the interpreter alive: a process that
+        # forgot Database.close() still exits.
+        connecting._thread.daemon = True
+        conn = await connecting
     except sqlite3.Error as exc:
         raise DatabaseUnavailable(f"cannot open SQLite file {path}: {exc}") from exc
     try:
@@ -521,4 +526,6 @@ def _sqlite_error(exc: sqlite3.Error) -> StratusError:
         return DatabaseUnavailable(f"SQLite file unusable: {message}")
     if isinstance(exc, sqlite3.ProgrammingError):
         return UsageError(f"SQLite misuse: {message}")
+    if message.startswith("no such table"):
+        return DatabaseError(f"[{code or type(exc).__name__}] {message}: {SCHEMA_MISSING}")
     return DatabaseError(f"[{code or type(exc).__name__}] {message}")
