@@ -280,3 +280,8 @@ async def test_verify_notices_a_forged_seal(fresh: tuple[Database, str]) -> None
     report = await audit.verify(db)
     assert not report.ok
     assert report.problem == "the chain is broken at this seal"
+
+
+async def test_a_table_name_holding_nul_is_refused_alike_on_every_backend(db: Database) -> None:
+    with pytest.raises(InvalidInput, match=r"table_name: .*NUL"):
+        await audit.list_audit(db, table_name="users\x00")

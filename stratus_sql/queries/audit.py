@@ -21,7 +21,7 @@ from pydantic import Field
 
 from stratus_sql.backends.base import Executor, Json
 from stratus_sql.errors import InvalidInput, UsageError
-from stratus_sql.queries._input import Input, uuid_arg, validate
+from stratus_sql.queries._input import Input, NoNul, uuid_arg, validate
 from stratus_sql.records import AuditEntry, AuditSeal
 from stratus_sql.sqlfiles import load_queries
 
@@ -56,7 +56,7 @@ class Verification:
 
 
 class _Filters(Input):
-    table_name: Annotated[str, Field(strict=True, min_length=1, max_length=63)] | None
+    table_name: Annotated[str, Field(strict=True, min_length=1, max_length=63), NoNul] | None
     limit: Annotated[int, Field(strict=True, ge=1, le=1000)]
     before: Annotated[int, Field(strict=True, ge=1)] | None
 
