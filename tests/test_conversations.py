@@ -421,3 +421,20 @@ async def test_purge_refuses_counts_beyond_its_range(db: Database) -> None:
     for kwargs in ({"older_than_days": 2**40}, {"older_than_days": 1, "batch_size": 10**9}):
         with pytest.raises(InvalidInput):
             await conv.purge_conversations(db, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_bytes_are_refused_as_message_content_and_summary(db: Database, user: User) -> None:
+    chat = await conv.create_conversation(db, user_id=user.user_id, title="bytes")
+    with pytest.raises(InvalidInput, match="content"):
+        await conv.add_message(
+            db, conversation_id=chat.conversation_id, user_id=user.user_id,
+            content=b"oi", message_type="user_input",  # type: ignore[arg-type]
+        )  # fmt: skip
+    with pytest.raises(InvalidInput, match="summary"):
+        await conv.compact_conversation(
+            db,
+            chat.conversation_id,
+            keep_last=0,
+            summary=b"resumo",  # type: ignore[arg-type]
+        )
+    assert (await conv.get_conversation(db, chat.conversation_id)) == chat

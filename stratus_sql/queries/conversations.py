@@ -77,7 +77,9 @@ class _NewConversation(Input):
 
 
 class _NewMessage(Input):
-    content: Annotated[str, Field(max_length=MAX_CONTENT), NoNul, AfterValidator(_not_blank)]
+    content: Annotated[
+        str, Field(strict=True, max_length=MAX_CONTENT), NoNul, AfterValidator(_not_blank)
+    ]
     message_type: MessageType
     agent_name: Annotated[str, text(100), NoNul] | None
     metadata: JsonObject
@@ -87,7 +89,9 @@ class _NewMessage(Input):
 
 class _Compaction(Input):
     keep_last: Annotated[int, Field(ge=0, strict=True)]
-    summary: Annotated[str, Field(max_length=MAX_CONTENT), NoNul, AfterValidator(_not_blank)]
+    summary: Annotated[
+        str, Field(strict=True, max_length=MAX_CONTENT), NoNul, AfterValidator(_not_blank)
+    ]
 
 
 class _Status(Input):
