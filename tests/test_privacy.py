@@ -16,7 +16,7 @@ import stratus_sql
 from stratus_sql import Actor, Database, NotFound, UsageError
 from stratus_sql.cli import main
 from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
-from stratus_sql.records import User
+from stratus_sql.records import Conversation, User
 
 
 @pytest.fixture
@@ -98,6 +98,14 @@ async def test_export_holds_everything_stored_and_is_audited(db: Database) -> No
     assert (event.action, event.table_name) == ("EXPORT", "users")
     with pytest.raises(NotFound):
         await users.export_user_data(db, uuid.uuid4())
+
+
+async def write_in(db: Database, chat: Conversation, author: User, content: str) -> None:
+    """A message `author` writes in `chat`, someone else's conversation."""
+    await conversations.add_message(
+        db, conversation_id=chat.conversation_id, user_id=author.user_id,
+        content=content, message_type="user_input",
+    )  # fmt: skip
 
 
 def every_row_as_text(url: str) -> list[str]:
@@ -219,10 +227,7 @@ async def test_erase_reaches_changes_made_by_others_and_messages_in_others_chats
         await conversations.compact_conversation(
             tx, chat.conversation_id, keep_last=0, summary="resumo-alcance-admin"
         )
-    await conversations.add_message(
-        db, conversation_id=host_chat.conversation_id, user_id=user.user_id,
-        content="mensagem-alcance-na-conversa-alheia", message_type="user_input",
-    )  # fmt: skip
+    await write_in(db, host_chat, user, "mensagem-alcance-na-conversa-alheia")
     await audit.seal(db)
 
     assert await users.erase_user(db, user.user_id) is True
@@ -313,15 +318,11 @@ async def test_export_holds_exactly_the_messages_erasure_deletes(
     user, _ = await person(db, "exporta")
     host, _ = await person(db, "anfitria")
     host_chat = (await conversations.list_conversations(db, host.user_id)).items[0]
-    for text in ("escrita-alheia-arquivada", "escrita-alheia-viva"):
-        await conversations.add_message(
-            db, conversation_id=host_chat.conversation_id, user_id=user.user_id,
-            content=text, message_type="user_input",
-        )  # fmt: skip
-        if text.endswith("arquivada"):
-            await conversations.compact_conversation(
-                db, host_chat.conversation_id, keep_last=0, summary="resumo"
-            )
+    await write_in(db, host_chat, user, "escrita-alheia-arquivada")
+    await conversations.compact_conversation(
+        db, host_chat.conversation_id, keep_last=0, summary="resumo"
+    )
+    await write_in(db, host_chat, user, "escrita-alheia-viva")
 
     data = await users.export_user_data(db, user.user_id)
     assert [m["content"] for m in data["messages_in_other_conversations"]] == [
