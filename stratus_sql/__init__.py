@@ -20,6 +20,7 @@ from stratus_sql.errors import (
     PoolExhausted,
     QueryFileError,
     QueryTimeout,
+    RollbackWouldLoseData,
     StratusError,
     UsageError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "PoolExhausted",
     "QueryFileError",
     "QueryTimeout",
+    "RollbackWouldLoseData",
     "Settings",
     "StratusError",
     "UsageError",

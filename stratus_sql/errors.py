@@ -39,6 +39,7 @@ __all__ = [
     "PoolExhausted",
     "QueryFileError",
     "QueryTimeout",
+    "RollbackWouldLoseData",
     "StratusError",
     "UsageError",
 ]
@@ -112,6 +113,15 @@ class QueryFileError(StratusError):
 
 class UsageError(StratusError):
     """The library was called wrongly: unknown statement, wrong kind, missing parameter."""
+
+
+class RollbackWouldLoseData(UsageError):
+    """A rollback was refused because it would drop or empty tables holding rows; `tables`
+    maps each such table to its row count. Pass `force=True` (`--force`) to roll back anyway."""
+
+    def __init__(self, message: str, *, tables: dict[str, int]) -> None:
+        super().__init__(message)
+        self.tables = tables
 
 
 class DatabaseError(StratusError):

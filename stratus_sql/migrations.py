@@ -7,15 +7,22 @@ through psycopg 3 (`postgresql+psycopg://`), SQLite through the standard library
 A released migration is never edited: the SHA-256 of each applied migration's files is
 kept in `_stratus_migration_checksums`, and `apply_migrations` and `migration_status` fail,
 naming the file, when an applied migration's files have changed since.
+
+A rollback never destroys rows unasked: the rollback files chosen are read for the tables
+they drop or empty (`DROP TABLE`, `TRUNCATE`, `DELETE FROM`), and when any of those tables
+exists and holds rows the rollback is refused with `RollbackWouldLoseData`, naming them and
+their row counts, unless called with `force=True`. `migration_status` reports the same tables
+for every applied migration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from stratus_sql.errors import (
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
+    RollbackWouldLoseData,
     StratusError,
     UsageError,
 )
@@ -40,8 +48,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class MigrationStatus:
+    """A known migration, whether it is applied, and, when it is, the tables holding rows
+    that rolling it back would drop or empty, with their row counts as they stand now."""
+
     id: str
     applied: bool
+    rollback_loses: dict[str, int] = field(default_factory=dict)
 
 
 def apply_migrations(url: str | None = None) -> list[str]:
@@ -57,14 +69,28 @@ def apply_migrations(url: str | None = None) -> list[str]:
     return [m.id for m in pending]
 
 
-def rollback_migrations(url: str | None = None, *, steps: int | None = 1) -> list[str]:
-    """Roll back the newest `steps` applied migrations (all with `steps=None`); returns ids."""
+def rollback_migrations(
+    url: str | None = None, *, steps: int | None = 1, force: bool = False
+) -> list[str]:
+    """Roll back the newest `steps` applied migrations (all with `steps=None`); returns ids.
+
+    RollbackWouldLoseData, naming the tables and their row counts, when the rollbacks would
+    drop or empty tables holding rows, unless `force=True`; nothing is rolled back then."""
     if steps is not None and steps < 1:
         raise UsageError(f"steps must be at least 1 (got {steps})")
     backend, migrations = _open(url)
     with _translated(url), backend.lock():
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
+        lost = {} if force else _rows_lost(backend, chosen)
+        if lost:
+            counts = ", ".join(f"{table} ({rows} rows)" for table, rows in lost.items())
+            raise RollbackWouldLoseData(
+                f"rolling back {', '.join(m.id for m in chosen)} would drop or empty tables "
+                f"holding rows: {counts}; back them up, then pass force=True "
+                "(stratus-sql rollback --force) to roll back anyway",
+                tables=lost,
+            )
         backend.rollback_migrations(chosen)
         _forget(backend, chosen)
     return [m.id for m in chosen]
@@ -76,7 +102,12 @@ def migration_status(url: str | None = None) -> list[MigrationStatus]:
     with _translated(url), backend.lock():
         _check_unchanged(backend, migrations)
         applied = backend.get_applied_migration_hashes()
-    return [MigrationStatus(m.id, m.hash in applied) for m in migrations]
+        return [
+            MigrationStatus(m.id, True, _rows_lost(backend, [m]))
+            if m.hash in applied
+            else MigrationStatus(m.id, False)
+            for m in migrations
+        ]
 
 
 def pending_migrations(url: str | None = None) -> list[str]:
@@ -88,6 +119,43 @@ def pending_migrations(url: str | None = None) -> list[str]:
 
 
 _CHECKSUMS = "_stratus_migration_checksums"
+
+# Statements that drop or empty a table, and the table names they take.
+_LOSES_ROWS = re.compile(
+    r"\b(?:DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE(?:\s+TABLE)?(?:\s+ONLY)?"
+    r"|DELETE\s+FROM(?:\s+ONLY)?)\s+([\w\".]+(?:\s*,\s*[\w\".]+)*)",
+    re.IGNORECASE,
+)
+_COMMENT = re.compile(r"--[^\n]*")
+
+# Tables whose rows are computed from other tables (SQLite's memory search index): dropping
+# them loses nothing, as applying their migration again rebuilds them.
+_DERIVED = frozenset({"memory_entries_fts", "memory_search_ids"})
+
+
+def _rows_lost(backend: Any, migrations: Any) -> dict[str, int]:
+    """The tables holding rows that these migrations' rollback files drop or empty, with
+    their row counts. Only tables that exist now count: a table a rollback renames and then
+    drops (Postgres 0007 copies the audit trail out of it first) is not at risk."""
+    named: list[str] = []
+    for migration in migrations:
+        path = Path(migration.path)
+        rollback = path.with_name(path.name.removesuffix(".sql") + ".rollback.sql")
+        if not rollback.is_file():
+            continue
+        sql = _COMMENT.sub("", rollback.read_text(encoding="utf-8"))
+        for match in _LOSES_ROWS.finditer(sql):
+            for name in match.group(1).split(","):
+                table = name.strip().replace('"', "").rsplit(".", 1)[-1]
+                if table not in named and table not in _DERIVED:
+                    named.append(table)
+    existing = set(backend.list_tables())
+    counts = {
+        table: int(backend.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+        for table in named
+        if table in existing
+    }
+    return {table: rows for table, rows in counts.items() if rows}
 
 
 def _checksum(migration: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import psycopg
 import pytest
 
 import stratus_sql
-from stratus_sql import UsageError
+from stratus_sql import RollbackWouldLoseData, UsageError
+from stratus_sql.cli import main
 from stratus_sql.migrations import MigrationStatus
+from stratus_sql.queries import conversations, memory, users
 
 PG_CATALOG = """
 SELECT 'relation', c.relname || ':' || c.relkind::text FROM pg_class c
@@ -140,3 +143,84 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(blank_url: st
     every = [s.id for s in stratus_sql.migration_status(blank_url)]
     assert sorted(applied) == sorted(f"applied {m}" for m in every)
     assert raw(blank_url, "SELECT count(*) FROM _yoyo_migration") == [(len(every),)]
+
+
+async def some_rows(url: str) -> None:
+    """A user with a conversation, a message and a memory, written through the layer."""
+    db = await stratus_sql.connect(url)
+    try:
+        user = await users.create_user(db, name="Ana", email="ana@example.com", role="pilot")
+        talk = await conversations.create_conversation(db, user_id=user.user_id, title="VFR")
+        await conversations.add_message(
+            db,
+            conversation_id=talk.conversation_id,
+            user_id=user.user_id,
+            content="Teto mínimo?",
+            message_type="user_input",
+        )
+        await memory.store_memory(
+            db,
+            user_id=user.user_id,
+            key="aeronave",
+            value="C152",
+            memory_type="long_term",
+            importance_score=0.5,
+        )
+    finally:
+        await db.close()
+
+
+def test_rollback_refuses_to_drop_tables_holding_rows(blank_url: str) -> None:
+    every = stratus_sql.apply_migrations(blank_url)
+    asyncio.run(some_rows(blank_url))
+
+    with pytest.raises(RollbackWouldLoseData) as refused:
+        stratus_sql.rollback_migrations(blank_url, steps=None)
+    lost = refused.value.tables
+    assert {t: lost[t] for t in ("users", "conversations", "messages", "memory_entries")} == {
+        "users": 1,
+        "conversations": 1,
+        "messages": 1,
+        "memory_entries": 1,
+    }
+    assert "metrics" not in lost  # empty tables are not at risk
+    assert "users (1 rows)" in str(refused.value)
+    assert "force=True" in str(refused.value)
+    # Nothing was rolled back.
+    assert all(s.applied for s in stratus_sql.migration_status(blank_url))
+    assert raw(blank_url, "SELECT count(*) FROM messages") == [(1,)]
+
+    status = {s.id: s.rollback_loses for s in stratus_sql.migration_status(blank_url)}
+    assert status["0001.initial_schema"] == lost
+    # 0007 moves the audit trail back rather than dropping it, and the memory search index
+    # (0003) is rebuilt from memory_entries when applied again: neither loses rows.
+    assert all(not status[m] for m in every[1:])
+    assert stratus_sql.rollback_migrations(blank_url, steps=len(every) - 1) == every[:0:-1]
+
+    assert stratus_sql.rollback_migrations(blank_url, force=True) == every[:1]
+    assert catalog(blank_url) == []
+
+
+def test_status_and_rollback_commands_name_what_would_be_lost(
+    blank_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stratus_sql.apply_migrations(blank_url)
+    asyncio.run(some_rows(blank_url))
+    capsys.readouterr()
+
+    assert main(["--url", blank_url, "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("applied  0001.initial_schema  (rollback would drop or empty ")
+    assert "users (1 rows)" in lines[0]
+    assert "memory_entries (1 rows)" in lines[0]
+    assert all("rollback" not in line for line in lines[1:])
+
+    assert main(["--url", blank_url, "rollback", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "would drop or empty tables holding rows" in err
+    assert "messages (1 rows)" in err
+    assert all(s.applied for s in stratus_sql.migration_status(blank_url))
+
+    assert main(["--url", blank_url, "rollback", "--all", "--force"]) == 0
+    assert "rolled back 0001.initial_schema" in capsys.readouterr().out
+    assert catalog(blank_url) == []

@@ -22,6 +22,7 @@ PUBLIC = {
     "PoolExhausted",
     "QueryFileError",
     "QueryTimeout",
+    "RollbackWouldLoseData",
     "Settings",
     "StratusError",
     "UsageError",

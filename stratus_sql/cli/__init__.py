@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     how_many = rollback.add_mutually_exclusive_group()
     how_many.add_argument("--steps", type=int, default=1, help="how many (default 1)")
     how_many.add_argument("--all", action="store_true", help="every applied migration")
+    rollback.add_argument(
+        "--force", action="store_true", help="roll back even when tables holding rows would go"
+    )
     commands.add_parser("status", help="list migrations and whether each is applied")
     commands.add_parser("check", help="prepare every named statement against the database")
     seeding = commands.add_parser(
@@ -79,11 +82,13 @@ def _run(args: argparse.Namespace, url: str) -> int:
         made = asyncio.run(_with_db(url, audit.maintain))
         print(f"created {made} audit partition(s)")
     elif args.command == "rollback":
-        undone = rollback_migrations(url, steps=None if args.all else args.steps)
+        undone = rollback_migrations(url, steps=None if args.all else args.steps, force=args.force)
         print("\n".join(f"rolled back {m}" for m in undone) or "nothing to roll back")
     elif args.command == "status":
         for status in migration_status(url):
-            print(f"{'applied' if status.applied else 'pending'}  {status.id}")
+            loses = ", ".join(f"{t} ({n} rows)" for t, n in status.rollback_loses.items())
+            lost = f"  (rollback would drop or empty {loses})" if loses else ""
+            print(f"{'applied' if status.applied else 'pending'}  {status.id}{lost}")
     elif args.command == "check":
         checked, problems = asyncio.run(check_statements(url))
         for problem in problems:
