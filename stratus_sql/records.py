@@ -209,15 +209,15 @@ def _ordinary_year(value: datetime) -> datetime:
 Moment = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_ordinary_year)]
 Rate = Annotated[float, Field(strict=True, ge=0, le=1)]
 Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
-# A short label (e.g. "1h"): no control characters, checked by pydantic-core's own regex.
+# A short label (e.g. "1h"), kept as given: no control characters, and no white space at
+# either end (refused, not trimmed), checked by pydantic-core's own regex.
 Periodo = Annotated[
     str,
     StringConstraints(
         strict=True,
-        strip_whitespace=True,
         min_length=1,
         max_length=16,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=r"^[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?$",
     ),
 ]
 

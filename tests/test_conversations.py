@@ -17,7 +17,7 @@ from stratus_sql.records import Conversation, ConversationStatus, Message, Messa
 
 async def test_create_and_get_round_trip(db: Database, user: User) -> None:
     created = await conv.create_conversation(
-        db, user_id=user.user_id, title=" Consulta meteorológica ", context={"rota": "SBGR-SBRJ"}
+        db, user_id=user.user_id, title="Consulta meteorológica", context={"rota": "SBGR-SBRJ"}
     )
     assert created.title == "Consulta meteorológica"
     assert created.status is ConversationStatus.ACTIVE
@@ -39,6 +39,8 @@ async def test_create_for_unknown_user_is_not_found(db: Database) -> None:
         ("title", ""),
         ("title", "x" * 501),
         ("title", "a\x00"),
+        ("title", " Consulta"),
+        ("title", "Consulta\t"),
         ("context", [1]),
         ("context", {"k": math.nan}),
     ],

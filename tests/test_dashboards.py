@@ -13,7 +13,7 @@ from stratus_sql.records import User
 
 async def test_create_get_list_rename_delete(db: Database, user: User) -> None:
     monitoring = await dashboards.create_dashboard(
-        db, user_id=user.user_id, name=" AI Monitoring Dashboard "
+        db, user_id=user.user_id, name="AI Monitoring Dashboard"
     )
     assert monitoring.name == "AI Monitoring Dashboard"
     assert monitoring.created_at == monitoring.updated_at
@@ -57,7 +57,7 @@ async def test_missing_rows(db: Database, user: User) -> None:
     assert await dashboards.list_dashboards(db, uuid.uuid4()) == []
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "a\x00b", 7])
+@pytest.mark.parametrize("name", ["", "   ", " Painel", "Painel\u3000", "x" * 201, "a\x00b", 7])
 async def test_bad_names_are_rejected_and_nothing_written(
     db: Database, user: User, name: object
 ) -> None:

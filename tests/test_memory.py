@@ -124,6 +124,8 @@ async def test_store_for_unknown_user_is_not_found(db: Database) -> None:
         ("key", ""),
         ("key", "k" * 201),
         ("key", "k\x00"),
+        ("key", " a "),
+        ("key", "a\n"),
         ("value", {"k": math.nan}),
         ("value", "\x00"),
         ("value", {1, 2}),
@@ -149,6 +151,16 @@ async def test_store_rejects_bad_input_and_writes_nothing(
     with pytest.raises(InvalidInput, match=field):
         await memory.store_memory(db, user_id=user.user_id, **kwargs)  # type: ignore[arg-type]
     assert await memory.get_memory(db, user.user_id, "alvo") is None
+
+
+async def test_a_padded_key_is_refused_not_taken_for_another(db: Database, user: User) -> None:
+    stored = await remember(db, user, "a", "v")
+    for call in (memory.get_memory, memory.forget_memory):
+        with pytest.raises(InvalidInput, match=r"key: .*white space"):
+            await call(db, user.user_id, " a ")
+    found = await memory.get_memory(db, user.user_id, "a")  # not forgotten either
+    assert found is not None
+    assert found.memory_id == stored.memory_id
 
 
 async def test_search_finds_words_ignoring_accents_case_and_word_endings(

@@ -184,7 +184,7 @@ async def test_record_metrics_accepts_samples_and_mappings_and_defaults_the_time
 
 async def test_record_metric_returns_the_stored_sample(db: Database, user: User) -> None:
     when = datetime(2026, 11, 21, 12, 30, 15, 123456, tzinfo=UTC)
-    metric = await metrics.record_metric(db, **sample(user, timestamp=when, periodo=" 1h "))
+    metric = await metrics.record_metric(db, **sample(user, timestamp=when, periodo="1h"))
     assert isinstance(metric, Metric)
     assert (metric.user_id, metric.dashboard_id, metric.timestamp, metric.periodo) == (
         user.user_id,
@@ -208,6 +208,8 @@ async def test_record_metric_returns_the_stored_sample(db: Database, user: User)
         ({"timestamp": "2026-01-01T00:00:00Z"}, "timestamp"),
         ({"periodo": "x" * 17}, "periodo"),
         ({"periodo": "a\x00"}, "periodo"),
+        ({"periodo": " 1h"}, "periodo"),
+        ({"periodo": "1h "}, "periodo"),
         ({"user_id": "not-a-uuid"}, "user_id"),
         ({"unknown": 1}, "unknown"),
     ],

@@ -6,13 +6,15 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
 import stratus_sql
-from stratus_sql import RollbackWouldLoseData, UsageError
+from stratus_sql import AlreadyExists, RollbackWouldLoseData, UsageError
+from stratus_sql.backends.sqlite import install_functions
 from stratus_sql.cli import main
 from stratus_sql.migrations import MigrationStatus
 from stratus_sql.queries import conversations, memory, users
@@ -107,6 +109,7 @@ def raw(url: str, sql: str) -> list[tuple[object, ...]]:
             cursor = conn.execute(sql)
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        install_functions(conn)
         return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
@@ -224,3 +227,66 @@ def test_status_and_rollback_commands_name_what_would_be_lost(
     assert main(["--url", blank_url, "rollback", "--all", "--force"]) == 0
     assert "rolled back 0001.initial_schema" in capsys.readouterr().out
     assert catalog(blank_url) == []
+
+
+def users_by_id(url: str) -> dict[str, str]:
+    return {str(i): str(e) for i, e in raw(url, "SELECT user_id, email FROM users")}
+
+
+def insert_users(url: str, emails: list[str]) -> list[str]:
+    """Users as the layer stored them before 0008: emails only lowercased."""
+    ids = [str(uuid.uuid4()) for _ in emails]
+    for user_id, address in zip(ids, emails, strict=True):
+        raw(
+            url,
+            "INSERT INTO users (user_id, name, email, role) "
+            f"VALUES ('{user_id}', 'Ana', '{address}', 'pilot')",
+        )
+    return ids
+
+
+def test_0008_folds_the_emails_stored_before_it(blank_url: str) -> None:
+    stratus_sql.apply_migrations(blank_url)
+    assert stratus_sql.rollback_migrations(blank_url) == ["0008.email_casefold"]
+    ids = insert_users(
+        blank_url, ["straße@example.com", "c\u0327a\u0303o@example.com", "ana@example.com"]
+    )
+
+    assert stratus_sql.apply_migrations(blank_url) == ["0008.email_casefold"]
+    assert users_by_id(blank_url) == dict(
+        zip(ids, ["strasse@example.com", "ção@example.com", "ana@example.com"], strict=True)
+    )
+
+    async def lookups() -> None:
+        db = await stratus_sql.connect(blank_url)
+        try:
+            found = await users.get_user_by_email(db, "STRAẞE@EXAMPLE.COM")
+            assert found is not None
+            assert str(found.user_id) == ids[0]
+            with pytest.raises(AlreadyExists):
+                await users.create_user(db, name="Bia", email="Strasse@example.com", role="pilot")
+        finally:
+            await db.close()
+
+    asyncio.run(lookups())
+
+
+def test_0008_refuses_emails_that_fold_to_one_address_and_changes_nothing(
+    blank_url: str,
+) -> None:
+    stratus_sql.apply_migrations(blank_url)
+    stratus_sql.rollback_migrations(blank_url)
+    ids = insert_users(blank_url, ["straße@example.com", "strasse@example.com"])
+    before = users_by_id(blank_url)
+
+    with pytest.raises(AlreadyExists, match=r"strasse@example\.com: users ") as refused:
+        stratus_sql.apply_migrations(blank_url)
+    assert all(user_id in str(refused.value) for user_id in ids)
+    assert refused.value.constraint == "users_email_key"
+    assert [s.id for s in stratus_sql.migration_status(blank_url) if not s.applied] == [
+        "0008.email_casefold"
+    ]
+    assert users_by_id(blank_url) == before
+    # The index of 0001 is still in place.
+    with pytest.raises((psycopg.errors.UniqueViolation, sqlite3.IntegrityError)):
+        insert_users(blank_url, ["STRASSE@example.com"])

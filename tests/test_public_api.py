@@ -47,6 +47,7 @@ def test_users_module_exports_its_query_functions() -> None:
         "create_user",
         "erase_user",
         "export_user_data",
+        "fold_email",
         "get_user",
         "get_user_by_email",
         "list_users",

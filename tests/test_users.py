@@ -27,7 +27,7 @@ async def test_create_user_round_trips_every_field(db: Database) -> None:
     before = datetime.now(UTC)
     user = await users.create_user(
         db,
-        name="  João Silva ",
+        name="João Silva",
         email=email(),
         role="pilot",
         licenses=["pp", "PC", "IFR", "PC"],
@@ -77,6 +77,26 @@ async def test_email_is_stored_lowercased_and_found_in_any_case(db: Database) ->
     assert user.email == address
     assert await users.get_user_by_email(db, address.title()) == user
     assert await users.get_user_by_email(db, "ninguem@example.com") is None
+
+
+async def test_emails_are_one_address_under_full_case_folding(db: Database) -> None:
+    tag = uuid.uuid4().hex[:8]
+    # lower() alone would make these two users: "straße".lower() keeps the ß.
+    street = await users.create_user(
+        db, name="Ana", email=f"straße.{tag}@example.com", role="pilot"
+    )
+    assert street.email == f"strasse.{tag}@example.com"
+    with pytest.raises(AlreadyExists) as caught:
+        await users.create_user(db, name="Bia", email=f"STRASSE.{tag}@EXAMPLE.COM", role="pilot")
+    assert caught.value.constraint == "users_email_key"
+    assert await users.get_user_by_email(db, f"STRAẞE.{tag}@example.com") == street
+    # One form for composed and decomposed accents (NFC), in any case.
+    accent = await users.create_user(
+        db, name="Ção", email=f"C\u0327a\u0303o.{tag}@example.com", role="pilot"
+    )
+    assert accent.email == f"ção.{tag}@example.com"
+    assert await users.get_user_by_email(db, f" ÇÃO.{tag}@example.com ") == accent
+    assert users.fold_email(" ÇÃO@X.COM ") == users.fold_email("c\u0327a\u0303o@x.com")
 
 
 async def test_update_preferences_merges_as_json_merge_patch(db: Database) -> None:
@@ -204,6 +224,10 @@ VALID = {"name": "Ana", "role": "pilot"}
     [
         ("name", ""),
         ("name", "   "),
+        ("name", " Ana"),
+        ("name", "Ana\n"),
+        ("experience_level", "comercial "),
+        ("licenses", [" PP"]),
         ("name", "x" * 201),
         ("name", "Ana\x00"),
         ("name", 42),

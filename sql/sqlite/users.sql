@@ -15,11 +15,11 @@ FROM users
 WHERE user_id = :user_id;
 
 -- name: get_user_by_email :one -> User
--- One user by email, whatever its case (served by users_email_key).
+-- One user by email, folded by the caller as it was when stored (served by users_email_key).
 SELECT user_id, name, email, role, licenses, experience_level, preferences,
        created_at, last_active
 FROM users
-WHERE lower(email) = lower(:email);
+WHERE email = :email;
 
 -- name: update_preferences :one -> User
 -- Merge a JSON merge patch (RFC 7396) into a user's preferences.

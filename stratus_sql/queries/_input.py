@@ -3,6 +3,10 @@
 Both backends must accept exactly the same values, so the limits of the stricter one apply
 to both: no NUL characters (Postgres text and jsonb cannot hold them), no NaN or infinity in
 JSON (not JSON at all), integers within 64 bits (SQLite's JSON functions and orjson).
+
+Values are stored as given or refused, never changed on the way: a name, title, key or label
+that begins or ends with white space is refused (`Unpadded`) rather than trimmed. The only
+documented normalizations are of emails (users.py) and licence codes (uppercased).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "JsonDocument",
     "JsonObject",
     "NoNul",
+    "Unpadded",
     "decode_cursor",
     "encode_cursor",
     "page_limit",
@@ -70,13 +75,22 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 
 
+def _unpadded(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("must not begin or end with white space")
+    return value
+
+
+# Refuses a value that begins or ends with white space (Python's str.isspace()), so " a "
+# and "a" can never be stored as, or taken for, one another.
+Unpadded = AfterValidator(_unpadded)
+
+
 def text(max_length: int, *, min_length: int = 1) -> StringConstraints:
-    """A str (not bytes), stripped of surrounding white space, `min_length` to `max_length`
-    characters. Use as `Annotated[str, text(200), NoNul]`.
+    """A str (not bytes) of `min_length` to `max_length` characters, kept as given. Use as
+    `Annotated[str, text(200), NoNul, Unpadded]`.
     """
-    return StringConstraints(
-        strict=True, strip_whitespace=True, min_length=min_length, max_length=max_length
-    )
+    return StringConstraints(strict=True, min_length=min_length, max_length=max_length)
 
 
 def check_json(value: Any, depth: int = 0) -> Any:

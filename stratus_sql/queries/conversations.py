@@ -21,6 +21,7 @@ from stratus_sql.queries._input import (
     Input,
     JsonObject,
     NoNul,
+    Unpadded,
     decode_cursor,
     encode_cursor,
     page_limit,
@@ -72,7 +73,7 @@ def _finite(value: float) -> float:
 
 
 class _NewConversation(Input):
-    title: Annotated[str, text(500), NoNul]
+    title: Annotated[str, text(500), NoNul, Unpadded]
     context: JsonObject
 
 
@@ -81,7 +82,7 @@ class _NewMessage(Input):
         str, Field(strict=True, max_length=MAX_CONTENT), NoNul, AfterValidator(_not_blank)
     ]
     message_type: MessageType
-    agent_name: Annotated[str, text(100), NoNul] | None
+    agent_name: Annotated[str, text(100), NoNul, Unpadded] | None
     metadata: JsonObject
     tokens_used: Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
     response_time: Annotated[float, Field(ge=0, strict=True), AfterValidator(_finite)] | None

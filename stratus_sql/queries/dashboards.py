@@ -8,7 +8,7 @@ from uuid import UUID
 from stratus_sql.backends.base import Executor
 from stratus_sql.errors import DatabaseError, NotFound
 from stratus_sql.ids import uuid7
-from stratus_sql.queries._input import Input, NoNul, text, uuid_arg, validate
+from stratus_sql.queries._input import Input, NoNul, Unpadded, text, uuid_arg, validate
 from stratus_sql.records import Dashboard
 from stratus_sql.sqlfiles import load_queries
 
@@ -25,7 +25,7 @@ STATEMENTS = load_queries("dashboards")
 
 
 class _Name(Input):
-    name: Annotated[str, text(200), NoNul]
+    name: Annotated[str, text(200), NoNul, Unpadded]
 
 
 async def create_dashboard(db: Executor, *, user_id: UUID | str, name: str) -> Dashboard:

@@ -17,7 +17,15 @@ from pydantic import AfterValidator, Field
 from stratus_sql.backends.base import Executor, Json
 from stratus_sql.errors import DatabaseError, InvalidInput
 from stratus_sql.ids import uuid7
-from stratus_sql.queries._input import Input, JsonDocument, NoNul, text, uuid_arg, validate
+from stratus_sql.queries._input import (
+    Input,
+    JsonDocument,
+    NoNul,
+    Unpadded,
+    text,
+    uuid_arg,
+    validate,
+)
 from stratus_sql.records import MemoryEntry, MemoryHit, MemoryType, ScoredMemoryEntry
 from stratus_sql.sqlfiles import load_queries
 
@@ -42,7 +50,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 class _NewMemory(Input):
-    key: Annotated[str, text(200), NoNul]
+    key: Annotated[str, text(200), NoNul, Unpadded]
     value: JsonDocument
     memory_type: MemoryType
     importance_score: Annotated[float, Field(ge=0, le=1, strict=True)]
@@ -50,7 +58,7 @@ class _NewMemory(Input):
 
 
 class _Key(Input):
-    key: Annotated[str, text(200), NoNul]
+    key: Annotated[str, text(200), NoNul, Unpadded]
 
 
 class _Search(Input):

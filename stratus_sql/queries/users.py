@@ -1,13 +1,15 @@
 """Users: people on the platform, their role, licences and preferences.
 
-Emails are stored lowercased (after trimming), so uniqueness and lookup ignore case on both
-backends alike. Licence codes (PP, PC, IFR, ...) are stored uppercased, without duplicates,
-in the order given.
+An email is trimmed and folded (`fold_email`: NFC, Unicode full case folding, NFC again)
+before it is stored or looked up, so uniqueness and lookup ignore case identically on both
+backends, `straße@x.com` and `STRASSE@X.COM` included. Licence codes (PP, PC, IFR, ...) are
+stored uppercased, without duplicates, in the order given.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,6 +22,7 @@ from stratus_sql.queries._input import (
     Input,
     JsonObject,
     NoNul,
+    Unpadded,
     decode_cursor,
     encode_cursor,
     page_limit,
@@ -34,6 +37,7 @@ __all__ = [
     "create_user",
     "erase_user",
     "export_user_data",
+    "fold_email",
     "get_user",
     "get_user_by_email",
     "list_users",
@@ -49,11 +53,19 @@ MAX_LICENSES = 50
 MAX_EMAIL = 254
 
 
+def fold_email(email: str) -> str:
+    """The stored form of an email: trimmed, NFC, Unicode full case folding, NFC again.
+    Two emails name one user exactly when their folded forms are equal."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email.strip()).casefold())
+
+
 def _email(value: str) -> str:
-    value = value.lower()
+    if len(value) > 4 * MAX_EMAIL:  # refuse huge input before normalizing it
+        raise ValueError(f"longer than {MAX_EMAIL} characters")
+    value = fold_email(value)
     if not _EMAIL.match(value):
         raise ValueError("not an email address")
-    if len(value) > MAX_EMAIL:  # lowercasing can lengthen a string ("İ" becomes two)
+    if len(value) > MAX_EMAIL:  # folding can lengthen a string ("ß" becomes "ss")
         raise ValueError(f"longer than {MAX_EMAIL} characters")
     return value
 
@@ -71,18 +83,18 @@ def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-Email = Annotated[str, text(254, min_length=3), NoNul, AfterValidator(_email)]
-License = Annotated[str, text(20), AfterValidator(_license)]
+Email = Annotated[str, Field(strict=True), NoNul, AfterValidator(_email)]
+License = Annotated[str, text(20), Unpadded, AfterValidator(_license)]
 
 
 class NewUser(Input):
-    name: Annotated[str, text(200), NoNul]
+    name: Annotated[str, text(200), NoNul, Unpadded]
     email: Email
     role: UserRole
     licenses: Annotated[
         list[License], Field(max_length=MAX_LICENSES, strict=True), AfterValidator(_unique)
     ] = Field(default_factory=list)
-    experience_level: Annotated[str, text(50), NoNul] | None = None
+    experience_level: Annotated[str, text(50), NoNul, Unpadded] | None = None
     preferences: JsonObject = Field(default_factory=dict)
 
 
