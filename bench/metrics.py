@@ -30,7 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from throwaway import throwaway_database
 
 import stratus_sql
-from stratus_sql.backends.postgres import _init_connection, _keep_session
+from stratus_sql.drivers.pgconnect import init_connection as _init_connection
+from stratus_sql.drivers.pgconnect import keep_session as _keep_session
 from stratus_sql.ids import uuid7, uuid7_batch
 from stratus_sql.queries import metrics, users
 

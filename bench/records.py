@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import stratus_sql
+from stratus_sql.engine.executor import field_types
 from stratus_sql.queries import users
 from stratus_sql.records import User
 
@@ -49,11 +50,10 @@ async def measure(url: str) -> tuple[str, float, float]:
                     preferences={"idioma": "pt-BR", "unidades": {"altitude": "ft"}},
                 )
         stmt = users.STATEMENTS.list_users.for_dialect(db.dialect)
-        backend = db._backend
         params = {"role": None, "license": None, "after": None, "limit": ROWS}
-        rows = await backend._fetch(stmt, params)
-        decode = backend._decoder(stmt, User)  # what every query does: validate
-        plan = backend._plans[User]
+        rows = await db._run(stmt, lambda conn: conn.fetch(stmt, params))
+        decode = db._decoder(stmt, User)  # what every query does: validate
+        plan = [(n, db._driver.converter(tp)) for n, tp in field_types(User)]
 
         def construct(row: Any) -> User:  # the alternative: build records unvalidated
             return User.model_construct(

@@ -5,9 +5,9 @@ user = await users.create_user(db, name="João Silva", email="joao@example.com",
 """
 
 from stratus_sql import errors, records
-from stratus_sql.backends.base import Actor, Executor
 from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
+from stratus_sql.engine import Actor, Executor
 from stratus_sql.errors import (
     AlreadyExists,
     CommitUnknown,

@@ -8,19 +8,43 @@ any other process too. A read that started before an invalidation never stores i
 
 Reads served from the cache still count as accesses: they are added up here and written in
 one statement at least every second, and on `Database.close()`.
+
+`attach_cache(db)` gives a Database its cache (`connect()` does, unless
+DB_MEMORY_CACHE_SIZE is 0); the memory queries reach it through `cache_of` and report their
+writes through `memory_written`. The engine knows nothing of it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-__all__ = ["CacheStats", "MemoryCache"]
+from stratus_sql.drivers.interface import Json
+from stratus_sql.errors import CommitUnknown, StratusError, UsageError
+from stratus_sql.sqlfiles import load_queries
+
+if TYPE_CHECKING:
+    from stratus_sql.engine.database import Database
+    from stratus_sql.engine.executor import Executor
+
+__all__ = [
+    "CacheStats",
+    "MemoryCache",
+    "attach_cache",
+    "cache_of",
+    "flush_accesses",
+    "memory_written",
+]
+
+_FLUSH_SECONDS = 1.0
+_CHANNEL = "stratus_memory"
 
 _MISSING = object()
 
@@ -141,3 +165,91 @@ class MemoryCache:
             keys.discard(key)
             if not keys:
                 del self._keys_by_user[user_id]
+
+
+def cache_of(db: Executor) -> MemoryCache | None:
+    """The memory cache to read through: None when there is none, or inside a transaction
+    (whose reads must see its own writes). UsageError on a closed database."""
+    database = db.database
+    if database.closed:
+        raise UsageError("the database is closed")
+    link: _Link | None = database.attachments.get(_Link)
+    if link is None or db.in_transaction:
+        return None
+    link.start_flushing(database)
+    return link.cache
+
+
+def memory_written(db: Executor, user_id: UUID) -> None:
+    """A user's memories changed: drop their cached reads now and, inside a transaction,
+    again once it commits (readers may have cached what it replaced meanwhile)."""
+    link: _Link | None = db.database.attachments.get(_Link)
+    if link is not None:
+        link.cache.invalidate(user_id)
+        if db.in_transaction:
+            db.on_commit(lambda: link.cache.invalidate(user_id))
+
+
+async def flush_accesses(db: Database) -> None:
+    """Write the accesses served from `db`'s cache so far (done every second anyway)."""
+    link: _Link | None = db.attachments.get(_Link)
+    if link is not None:
+        await link.flush(db)
+
+
+async def attach_cache(db: Database, max_entries: int, ttl: float) -> MemoryCache:
+    """Give `db` a memory cache. Where the database can notify (PostgreSQL), writes made by
+    other processes invalidate it too; while that listener is down the cache is off."""
+    link = _Link(MemoryCache(max_entries, ttl))
+    db.attachments[_Link] = link
+    db.before_close(lambda: link.close(db))
+    await db.listen(_CHANNEL, link.on_notice, link.on_state)
+    return link.cache
+
+
+class _Link:
+    """A cache attached to one Database: its listener callbacks and its access flusher."""
+
+    def __init__(self, cache: MemoryCache) -> None:
+        self.cache = cache
+        self._flusher: asyncio.Task[None] | None = None
+        self._listened = False
+
+    def on_notice(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.cache.invalidate(UUID(payload))
+
+    def on_state(self, up: bool) -> None:
+        if not up or not self.cache.active:  # down: notices may be missed; back: forget
+            self.cache.clear()  # what was missed meanwhile
+        self.cache.active = up
+
+    def start_flushing(self, db: Database) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever(db))
+
+    async def _flush_forever(self, db: Database) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            with contextlib.suppress(StratusError):  # kept, and tried again next second
+                await self.flush(db)
+
+    async def flush(self, db: Database) -> None:
+        """Write the accesses served from the cache since the last flush."""
+        batch = self.cache.take_accesses()
+        if not batch:
+            return
+        try:
+            await db.execute_rows(load_queries("memory").count_accesses, batch=Json(batch))
+        except CommitUnknown:
+            raise  # it may have been counted: dropping the batch undercounts, never doubles
+        except StratusError:
+            self.cache.return_accesses(batch)  # not applied: counted at the next flush
+            raise
+
+    async def close(self, db: Database) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush(db)

@@ -20,13 +20,12 @@ async def check_statements(url: str | None = None) -> tuple[int, list[str]]:
     problems: list[str] = []
     checked = 0
     async with await connect(url) as db:
-        backend = db._backend
         for module in query_modules():
             for named in load_queries(module):
                 stmt = named.for_dialect(db.dialect)
                 checked += 1
                 try:
-                    columns = await backend.describe(stmt)
+                    columns = await db.describe(named)
                 except StratusError as exc:
                     problems.append(f"{stmt.where}: {stmt.name} does not prepare: {exc}")
                     continue

@@ -48,6 +48,8 @@ __all__ = [
 class StratusError(Exception):
     """Base of every error raised by stratus_sql.
 
+    `sqlstate` is the server's SQLSTATE (None on SQLite, which has none) and `constraint` the
+    constraint it names, when it does.
     `retryable`: the failure is transient (serialization failure, deadlock, lost or refused
     connection, busy SQLite file) and the same work may succeed if run again.
     `in_flight`: the statement was sent and then cut off (its connection was lost, or it ran
@@ -56,6 +58,16 @@ class StratusError(Exception):
 
     retryable: bool = False
     in_flight: bool = False
+    sqlstate: str | None = None
+    constraint: str | None = None
+
+    def caused_by(self, sqlstate: str | None, constraint: str | None = None) -> StratusError:
+        """Record the server's SQLSTATE (None where the database has none, as on SQLite) and
+        the constraint it names; returns the error."""
+        self.sqlstate = sqlstate
+        if constraint is not None:
+            self.constraint = constraint
+        return self
 
     def transient(self, *, in_flight: bool = False) -> StratusError:
         """Mark this error retryable (and, with `in_flight`, possibly applied); returns it."""

@@ -80,6 +80,12 @@ class Observer:
             self._count(name, elapsed, failed)
             self._log(name, elapsed, rows[0], failed)
 
+    def done(self, name: str, started: float, rows: int, *, failed: bool = False) -> None:
+        """Count and log one statement that began at `started` (`time.perf_counter()`)."""
+        elapsed = (time.perf_counter() - started) * 1000
+        self._count(name, elapsed, failed)
+        self._log(name, elapsed, rows, failed)
+
     def retried(self, name: str) -> None:
         """Count (and log at WARNING) one retry of `name` after a transient error."""
         with self._lock:

@@ -9,11 +9,16 @@ when nothing can have been applied.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from stratus_sql.errors import StratusError
 
-__all__ = ["backoff", "may_retry"]
+__all__ = ["backoff", "may_retry", "retrying"]
+
+T = TypeVar("T")
 
 _BASE_SECONDS = 0.05
 _CAP_SECONDS = 2.0
@@ -28,3 +33,25 @@ def backoff(attempt: int) -> float:
 def may_retry(exc: StratusError, *, writes: bool) -> bool:
     """Whether running the failed work again is safe and may succeed."""
     return exc.retryable and not (writes and exc.in_flight)
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    retry_if: Callable[[StratusError], bool],
+    on_retry: Callable[[], None],
+) -> T:
+    """`await attempt()`, run again up to `retries` times, after a jittered backoff, while it
+    fails with an error `retry_if` accepts. The one retry loop: statements, a busy BEGIN and
+    whole transactions (`run_transaction`) all go through it."""
+    tries = 0
+    while True:
+        try:
+            return await attempt()
+        except StratusError as exc:
+            if tries >= retries or not retry_if(exc):
+                raise
+        tries += 1
+        on_retry()
+        await asyncio.sleep(backoff(tries))

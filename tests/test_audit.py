@@ -13,7 +13,7 @@ import pytest
 
 import stratus_sql
 from stratus_sql import Actor, Database, InvalidInput
-from stratus_sql.backends.sqlite import install_functions
+from stratus_sql.drivers.sqlite import install_functions
 from stratus_sql.queries import audit, conversations, dashboards, memory, users
 from stratus_sql.records import AuditEntry, User
 

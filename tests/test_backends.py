@@ -180,7 +180,7 @@ async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
 
         # Read through the transaction's own connection, as the audit triggers will.
         async def seen(tx: object) -> tuple[object, ...]:
-            conn = tx._inner._conn  # type: ignore[attr-defined]
+            conn = tx._conn._conn  # type: ignore[attr-defined]
             if db.dialect == "postgres":
                 row = await conn.fetchrow(
                     "SELECT current_setting('stratus.actor_user_id', true),"
@@ -341,7 +341,7 @@ async def test_an_error_caught_inside_a_savepoint_rolls_back_only_the_savepoint(
 
 async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Database) -> None:
     stmt = users.STATEMENTS.get_user.for_dialect(db.dialect)
-    decode = db._backend._decoder(stmt, User)
+    decode = db._decoder(stmt, User)
     with pytest.raises(DatabaseError, match="1 columns for 9 fields"):
         decode(("only one column",))
     row = [str(uuid.uuid4()), "Ana", "a@b.co", "no-such-role", "[]", None, "{}", None, None]

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 import stratus_sql
-from stratus_sql.cache import MemoryCache
+from stratus_sql.cache import MemoryCache, flush_accesses
 from stratus_sql.queries import memory, users
 
 U1, U2 = uuid.uuid4(), uuid.uuid4()
@@ -90,12 +90,17 @@ async def test_the_cache_switches_off_while_its_listener_is_down(
             importance_score=1,
         )
         await memory.get_memory(db, user.user_id, "k")
-        cache = db._cache
+        cache = db.memory_cache
         assert cache is not None
-        pid = db._backend._listener.get_server_pid()  # type: ignore[union-attr]
         killer = await asyncpg.connect(url)
         try:
-            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            # The caches' own connections: the sessions of this database that listen (one
+            # for `db`, one for `other`).
+            killed = await killer.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            )
+            assert killed == 2
         finally:
             await killer.close()
         for _ in range(100):
@@ -141,7 +146,7 @@ async def test_cached_access_counts_never_go_back_after_a_flush(database_url: st
         counts = []
         for _ in range(3):
             counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
-        await db._flush_accesses()
+        await flush_accesses(db)
         for _ in range(2):
             counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
         assert counts == sorted(counts)

@@ -383,7 +383,7 @@ async def age_entry(database_url: str, memory_id: uuid.UUID, days: int) -> None:
     else:
         import sqlite3
 
-        from stratus_sql.backends.sqlite import install_functions
+        from stratus_sql.drivers.sqlite import install_functions
 
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as raw:
             install_functions(raw)

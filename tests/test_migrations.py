@@ -14,8 +14,8 @@ import pytest
 
 import stratus_sql
 from stratus_sql import AlreadyExists, RollbackWouldLoseData, UsageError
-from stratus_sql.backends.sqlite import install_functions
 from stratus_sql.cli import main
+from stratus_sql.drivers.sqlite import install_functions
 from stratus_sql.migrations import MigrationStatus
 from stratus_sql.queries import conversations, memory, users
 

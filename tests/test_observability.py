@@ -118,11 +118,11 @@ async def test_a_traced_transaction_shows_its_trace_id_in_pg_stat_activity(
     async with await stratus_sql.connect(pg_url) as db:
         with trace("req-77"):
             async with db.transaction() as tx:
-                conn = tx._inner._conn  # type: ignore[attr-defined]
+                conn = tx._conn._conn  # type: ignore[attr-defined]
                 seen = await conn.fetchval(
                     "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
                 )
         assert seen == "stratus:req-77"
         async with db.transaction() as tx:
-            conn = tx._inner._conn  # type: ignore[attr-defined]
+            conn = tx._conn._conn  # type: ignore[attr-defined]
             assert await conn.fetchval("SELECT current_setting('application_name')") == ""

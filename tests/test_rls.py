@@ -13,7 +13,7 @@ import pytest
 import stratus_sql
 import stratus_sql.queries.audit
 from stratus_sql import Actor, Database, StratusError, UsageError
-from stratus_sql.backends import postgres
+from stratus_sql.drivers import pgconnect as postgres
 from stratus_sql.queries import conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
 
@@ -47,7 +47,7 @@ async def owner(db: Database, role: str = "pilot") -> User:
 
 async def raw(tx: object, sql: str, *args: object) -> list[object]:
     """SQL run straight on the transaction's own connection."""
-    conn = tx._inner._conn  # type: ignore[attr-defined]
+    conn = tx._conn._conn  # type: ignore[attr-defined]
     return list(await conn.fetch(sql, *args))
 
 

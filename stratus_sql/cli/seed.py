@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from stratus_sql.backends.base import Executor
+from stratus_sql.engine import Executor
 from stratus_sql.errors import InvalidInput
 from stratus_sql.queries import dashboards, metrics, users
 from stratus_sql.records import Dashboard, User

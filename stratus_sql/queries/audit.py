@@ -19,7 +19,7 @@ from uuid import UUID
 import orjson
 from pydantic import Field
 
-from stratus_sql.backends.base import Executor, Json
+from stratus_sql.engine import Executor, Json
 from stratus_sql.errors import InvalidInput, UsageError
 from stratus_sql.queries._input import Input, NoNul, uuid_arg, validate
 from stratus_sql.records import AuditEntry, AuditSeal

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from stratus_sql.backends.base import Executor, Json
+from stratus_sql.engine import Executor, Json
 from stratus_sql.errors import DatabaseError, InvalidInput, NotFound
 from stratus_sql.ids import uuid7
 from stratus_sql.queries._input import (

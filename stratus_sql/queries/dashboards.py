@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from stratus_sql.backends.base import Executor
+from stratus_sql.engine import Executor
 from stratus_sql.errors import DatabaseError, NotFound
 from stratus_sql.ids import uuid7
 from stratus_sql.queries._input import Input, NoNul, Unpadded, text, uuid_arg, validate

@@ -14,7 +14,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from stratus_sql.backends.base import Executor, Json
+from stratus_sql.cache import cache_of, memory_written
+from stratus_sql.engine import Executor, Json
 from stratus_sql.errors import DatabaseError, InvalidInput
 from stratus_sql.ids import uuid7
 from stratus_sql.queries._input import (
@@ -101,10 +102,10 @@ async def store_memory(
         importance_score=float(new.importance_score),
         expires_at=new.expires_at,
     )
-    db.memory_written(uid)
+    memory_written(db, uid)
     if entry is None:  # INSERT ... RETURNING always yields its row
         raise DatabaseError("store_memory returned no row")
-    cache = db.memory_cache
+    cache = cache_of(db)
     owed = 0 if cache is None else cache.owed_accesses(entry.memory_id)
     # Accesses served from the cache and not yet written still count.
     return entry.model_copy(update={"access_count": entry.access_count + owed}) if owed else entry
@@ -115,7 +116,7 @@ async def get_memory(db: Executor, user_id: UUID | str, key: str) -> MemoryEntry
     `last_accessed_at`). A read served by the cache is counted too, within a second."""
     uid = uuid_arg(user_id, "user_id")
     wanted = validate(_Key, key=key).key
-    cache = db.memory_cache
+    cache = cache_of(db)
     if cache is None:
         return await db.fetch_one(MemoryEntry, STATEMENTS.get_memory, user_id=uid, key=wanted)
     cache_key = ("get", uid, wanted)
@@ -148,7 +149,7 @@ async def forget_memory(db: Executor, user_id: UUID | str, key: str) -> bool:
     uid = uuid_arg(user_id, "user_id")
     wanted = validate(_Key, key=key).key
     removed = await db.execute_rows(STATEMENTS.forget_memory, user_id=uid, key=wanted)
-    db.memory_written(uid)
+    memory_written(db, uid)
     return removed > 0
 
 
@@ -197,7 +198,7 @@ async def search_memories(
     if not terms:
         return []
     types = None if search.memory_types is None else sorted({t.value for t in search.memory_types})
-    cache = db.memory_cache
+    cache = cache_of(db)
     cache_key = ("search", uid, tuple(terms), search.limit, None if types is None else tuple(types))
     if cache is not None:
         cached = cache.get(cache_key)

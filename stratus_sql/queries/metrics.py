@@ -7,7 +7,6 @@ are there too), and every statistic, p95 included, is aggregated by the database
 from __future__ import annotations
 
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,8 +16,7 @@ from uuid import UUID
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from stratus_sql.backends.base import Executor
-from stratus_sql.database import Database
+from stratus_sql.engine import Executor
 from stratus_sql.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -234,20 +232,19 @@ async def _series(
     )
 
 
-# The last good series of each Database, for allow_stale; at most _KEPT_SERIES each.
 _SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None]
-_kept_series: weakref.WeakKeyDictionary[
-    Database, OrderedDict[_SeriesKey, tuple[float, list[MetricBucket]]]
-] = weakref.WeakKeyDictionary()
 _KEPT_SERIES = 1000
 
 
-def _last_good_series(
-    db: Executor,
-) -> OrderedDict[_SeriesKey, tuple[float, list[MetricBucket]]]:
-    if not isinstance(db, Database) or db.in_transaction:
+class _KeptSeries(OrderedDict[_SeriesKey, tuple[float, list[MetricBucket]]]):
+    """The last good series of one Database, for allow_stale; at most _KEPT_SERIES."""
+
+
+def _last_good_series(db: Executor) -> _KeptSeries:
+    if db.in_transaction:
         raise UsageError(
             "allow_stale needs a Database outside a transaction (a transaction cannot fall "
             "back to an earlier result)"
         )
-    return _kept_series.setdefault(db, OrderedDict())
+    kept: _KeptSeries = db.database.attachments.setdefault(_KeptSeries, _KeptSeries())
+    return kept

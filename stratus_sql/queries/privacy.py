@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from stratus_sql.backends.base import Executor, Json
+from stratus_sql.cache import memory_written
+from stratus_sql.engine import Executor, Json
 from stratus_sql.errors import Conflict, NotFound, StratusError, UsageError
 from stratus_sql.queries import audit
 from stratus_sql.queries._input import uuid_arg
@@ -142,7 +143,7 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
 async def _erase(tx: Executor, uid: UUID, counts: dict[str, int]) -> None:
     """Steps 2 to 7 of erase_user, after the deletions counted in `counts`."""
     await tx.execute_rows(STATEMENTS.anonymize_user, user_id=uid)
-    tx.memory_written(uid)
+    memory_written(tx, uid)
     await tx.execute(STATEMENTS.compact_search_index)
     about = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
     caused = await tx.fetch_many(AuditEntry, AUDIT.audit_caused_by_user, user_id=uid)

@@ -1,1 +1,0 @@
-"""One module per backend; `base` is the executor interface both implement."""
