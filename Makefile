@@ -27,6 +27,7 @@ demo:
 bench:
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/queries.py
+	$(BIN)/python bench/calls.py
 	$(BIN)/python bench/metrics.py
 
 load:
