@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from stratus_sql._resources import data_dir
 from stratus_sql.errors import QueryFileError, UsageError
 from stratus_sql.sqlscan import compile_sql
+from stratus_sql.statements import (
+    Kind,
+    NamedStatement,
+    Statement,
+    returning_columns,
+    with_nulls,
+)
 
 __all__ = [
     "DIALECTS",
@@ -49,21 +54,11 @@ __all__ = [
 DIALECTS = ("postgres", "sqlite")
 
 
-class Kind(StrEnum):
-    ONE = ":one"
-    MANY = ":many"
-    SCALAR = ":scalar"
-    EXEC = ":exec"
-    EXECROWS = ":execrows"
-    COPY = ":copy"
-
-
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
 _NAME_SPEC = re.compile(
     r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?\s*$"
 )
 _WORD = re.compile(r"[A-Za-z_]+")
-_LAST_NAME = re.compile(r'"?([A-Za-z_][A-Za-z0-9_]*)"?$')
 # A statement holding any of these words writes. Besides the DML keywords, the functions
 # that change something when a SELECT calls them (the partition functions create and drop
 # tables); a statement taken for a read may be routed to a reader and retried after its
@@ -73,56 +68,6 @@ _WRITE_WORDS = {
     "AUDIT_LOG_ADD_PARTITIONS", "AUDIT_LOG_DROP_PARTITIONS",
     "NEXTVAL", "SETVAL", "PG_NOTIFY", "STRATUS_SET",
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One named statement in one dialect, with its parameters compiled."""
-
-    name: str
-    kind: Kind
-    dialect: str
-    doc: str
-    sql: str
-    text: str
-    params: tuple[str, ...]
-    record: str | None
-    readonly: bool
-    code: str = field(repr=False)
-    where: str = ""
-    copy_table: str | None = None
-    copy_columns: tuple[str, ...] = ()
-    copy_text: str = ""  # with `?` for each parameter, for sqlite3's executemany of tuples
-
-    def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The arguments in `$n` order; every parameter must be given, and nothing else."""
-        self._check(values)
-        return tuple(values[p] for p in self.params)
-
-    def named(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The arguments as a mapping; every parameter must be given, and nothing else."""
-        self._check(values)
-        return dict(values)
-
-    def _check(self, values: Mapping[str, Any]) -> None:
-        if len(values) == len(self.params) and all(p in values for p in self.params):
-            return
-        missing = [p for p in self.params if p not in values]
-        if missing:
-            raise UsageError(f"statement {self.name!r} needs parameter {missing[0]!r}")
-        extra = sorted(set(values) - set(self.params))
-        raise UsageError(f"statement {self.name!r} has no parameter {extra[0]!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class NamedStatement:
-    """The same statement name in every dialect."""
-
-    name: str
-    by_dialect: Mapping[str, Statement]
-
-    def for_dialect(self, dialect: str) -> Statement:
-        return self.by_dialect[dialect]
 
 
 class Queries:
@@ -274,32 +219,3 @@ def _copy_target(
 def query_modules() -> list[str]:
     """The names of every named-SQL file (`users`, ...), as found for the first dialect."""
     return sorted(p.stem for p in (data_dir("sql") / DIALECTS[0]).glob("*.sql"))
-
-
-def with_nulls(stmt: Statement) -> str:
-    """The statement's SQL with a NULL literal for each parameter (to describe it unbound)."""
-    return compile_sql(stmt.sql, "null")[0].strip().rstrip(";").rstrip()
-
-
-def returning_columns(stmt: Statement) -> list[str] | None:
-    """The output names of a top-level RETURNING list, or None when there is none."""
-    code, depth, start = stmt.code, 0, -1
-    for m in re.finditer(r"[()]|\bRETURNING\b", code, re.IGNORECASE):
-        token = m.group(0)
-        depth += 1 if token == "(" else -1 if token == ")" else 0
-        if depth == 0 and token.upper() == "RETURNING":
-            start = m.end()
-    if start < 0:
-        return None
-    items, depth = [""], 0
-    for ch in code[start:]:
-        depth += 1 if ch == "(" else -1 if ch == ")" else 0
-        if ch == "," and depth == 0:
-            items.append("")
-        else:
-            items[-1] += ch
-    names = []
-    for item in items:
-        found = _LAST_NAME.search(item.strip())
-        names.append(found.group(1) if found else item.strip())
-    return names

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from stratus_sql.backends.base import Actor, BaseExecutor, Executor
 from stratus_sql.cache import MemoryCache
 from stratus_sql.errors import UsageError
-from stratus_sql.sqlfiles import NamedStatement
+from stratus_sql.statements import NamedStatement
 
 if TYPE_CHECKING:
     from stratus_sql.database import Database

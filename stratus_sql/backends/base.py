@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from stratus_sql.cache import MemoryCache
 from stratus_sql.errors import DatabaseError, InvalidInput, UsageError
 from stratus_sql.observability import Observer
-from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
+from stratus_sql.statements import Kind, NamedStatement, Statement
 
 __all__ = ["Actor", "BaseExecutor", "Executor", "Json", "field_types"]
 

@@ -40,7 +40,7 @@ from stratus_sql.errors import (
 )
 from stratus_sql.observability import Observer, current_trace_id, logger
 from stratus_sql.retry import backoff, may_retry
-from stratus_sql.sqlfiles import Statement
+from stratus_sql.statements import Statement
 
 __all__ = ["PostgresBackend", "translate"]
 

@@ -45,7 +45,7 @@ from stratus_sql.errors import (
 )
 from stratus_sql.observability import Observer
 from stratus_sql.retry import backoff
-from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
+from stratus_sql.statements import Statement, returning_columns, with_nulls
 
 __all__ = ["SqliteBackend", "format_timestamp", "install_functions", "translate"]
 
