@@ -13,22 +13,39 @@ COPY on PostgreSQL, one executemany on SQLite; its SQL is a plain
 `:many` name the record they return after `->`, which is how `stratus-sql check` knows what
 columns to expect.
 
-Parameters are compiled once, at load time: to `$1..$n` for asyncpg, and left as `:name` for
-sqlite3. The scanner (`stratus_sql.sqlscan`) skips string literals ('..', E'..'), quoted
-identifiers, dollar-quoted bodies, `--` and `/* */` comments and `::type` casts, so none of them
-is taken for a parameter.
+Parameters are compiled once, at load time, in the placeholder style of each dialect: to
+`$1..$n` for asyncpg (`numbered`), left as `:name` for sqlite3 (`named`). The scanner
+(`stratus_sql.sqlscan`) skips string literals ('..', E'..'), quoted identifiers, dollar-quoted
+bodies, `--` and `/* */` comments and `::type` casts, so none of them is taken for a parameter.
+
+Statements are loaded for every registered dialect (`stratus_sql.dialects`, whose `Dialect`,
+`register_dialect`, `unregister_dialect` and `dialects` are re-exported here); postgres and
+sqlite come registered. The dialects without a base define every statement, all of them the
+same names. A dialect with a base holds only the statements that differ: its `<module>.sql`
+(which may be missing) overrides some of the base's statements, which must exist and keep
+their kind, record and parameters; every other statement is the base's SQL, compiled in the
+dialect's own placeholder style.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
-from stratus_sql._resources import data_dir
+from stratus_sql import sqlscan
+from stratus_sql.dialects import (
+    DIALECTS,
+    Dialect,
+    base_chain,
+    dialects,
+    generation,
+    get_dialect,
+    register_dialect,
+    unregister_dialect,
+)
 from stratus_sql.errors import QueryFileError, UsageError
-from stratus_sql.sqlscan import compile_sql
 from stratus_sql.statements import (
     Kind,
     NamedStatement,
@@ -39,19 +56,32 @@ from stratus_sql.statements import (
 
 __all__ = [
     "DIALECTS",
+    "Dialect",
     "Kind",
     "NamedStatement",
     "Queries",
     "Statement",
     "compile_sql",
+    "dialects",
     "load_queries",
     "parse",
     "query_modules",
+    "register_dialect",
     "returning_columns",
+    "unregister_dialect",
     "with_nulls",
 ]
 
-DIALECTS = ("postgres", "sqlite")
+
+def compile_sql(
+    sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
+) -> tuple[str, tuple[str, ...], str]:
+    """`sqlscan.compile_sql` in the placeholder style of the registered `dialect` (or `null`,
+    which puts a NULL literal in place of every parameter)."""
+    style: sqlscan.PlaceholderStyle = (
+        "null" if dialect == "null" else get_dialect(dialect).placeholders
+    )
+    return sqlscan.compile_sql(sql, style, filename, first_line)
 
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
@@ -76,50 +106,96 @@ class Queries:
     def __init__(self, module: str, statements: Mapping[str, NamedStatement]) -> None:
         self._module = module
         self._statements = dict(statements)
+        self._generation = generation()
 
     def __getattr__(self, name: str) -> NamedStatement:
         try:
-            return self._statements[name]
+            return self._current()[name]
         except KeyError:
             raise UsageError(f"sql/*/{self._module}.sql has no statement {name!r}") from None
 
     def __iter__(self) -> Any:
-        return iter(self._statements.values())
+        return iter(self._current().values())
 
     def names(self) -> list[str]:
-        return sorted(self._statements)
+        return sorted(self._current())
+
+    def _current(self) -> dict[str, NamedStatement]:
+        # Query modules hold a Queries from their import on, maybe from before a dialect
+        # was registered: load again once the registry has changed.
+        if self._generation != generation():
+            fresh = load_queries(self._module)
+            self._statements, self._generation = fresh._statements, fresh._generation
+        return self._statements
 
 
-@cache
 def load_queries(module: str) -> Queries:
-    """Load `sql/<dialect>/<module>.sql` for every dialect; names must agree across dialects."""
-    root = data_dir("sql")
-    parsed: dict[str, dict[str, Statement]] = {}
-    for dialect in DIALECTS:
-        path = root / dialect / f"{module}.sql"
-        if not path.is_file():
-            raise QueryFileError(f"{path}:1: file missing for dialect {dialect!r}")
-        parsed[dialect] = {s.name: s for s in parse(path.read_text("utf-8"), dialect, str(path))}
-    names = set(parsed[DIALECTS[0]])
-    for dialect in DIALECTS[1:]:
+    """Load `<module>.sql` for every registered dialect.
+
+    The dialects without a base must define the same statement names; a dialect with a base
+    has its base's names, some of them overridden.
+    """
+    return _load_queries(module, generation())
+
+
+@lru_cache(maxsize=64)  # keyed by the registry's generation: a change of dialects loads anew
+def _load_queries(module: str, registry_generation: int) -> Queries:
+    registered = dialects()
+    parsed = {dialect: _load(module, dialect) for dialect in registered}
+    roots = [d.name for d in registered.values() if d.base is None]
+    names = set(parsed[roots[0]])
+    for dialect in roots[1:]:
         if set(parsed[dialect]) != names:
             diff = sorted(names.symmetric_difference(parsed[dialect]))
             raise QueryFileError(f"{module}.sql: dialects disagree on statements {diff}")
         for name in names:
-            first, other = parsed[DIALECTS[0]][name], parsed[dialect][name]
+            first, other = parsed[roots[0]][name], parsed[dialect][name]
             if first.kind is Kind.COPY and first.params != other.params:
                 # :copy rows are positional: every dialect must take them in one order.
                 raise QueryFileError(f"{other.where}: {name} takes its parameters in another order")
     return Queries(
         module,
-        {n: NamedStatement(n, {d: parsed[d][n] for d in DIALECTS}) for n in sorted(names)},
+        {n: NamedStatement(n, {d: parsed[d][n] for d in parsed}) for n in sorted(names)},
     )
+
+
+def _load(module: str, dialect: str) -> dict[str, Statement]:
+    """`module`'s statements compiled for `dialect`: those of the first dialect without a base
+    in its chain of bases, each replaced by the statement of a nearer dialect that overrides it.
+    """
+    *derived, root = base_chain(dialect)
+    path = root.folder() / f"{module}.sql"
+    if not path.is_file():
+        raise QueryFileError(f"{path}:1: file missing for dialect {root.name!r}")
+    statements = {s.name: s for s in parse(path.read_text("utf-8"), dialect, str(path))}
+    for layer in reversed(derived):
+        path = layer.folder() / f"{module}.sql"
+        if path.is_file():
+            for stmt in parse(path.read_text("utf-8"), dialect, str(path)):
+                _check_override(stmt, statements.get(stmt.name), layer)
+                statements[stmt.name] = stmt
+    return statements
+
+
+def _check_override(stmt: Statement, base: Statement | None, layer: Dialect) -> None:
+    """An override replaces a statement of the base and is called the same way."""
+    if base is None:
+        raise QueryFileError(
+            f"{stmt.where}: {stmt.name!r} overrides nothing: base dialect {layer.base!r} "
+            "has no statement of that name"
+        )
+    if (stmt.kind, stmt.record, set(stmt.params)) != (base.kind, base.record, set(base.params)):
+        raise QueryFileError(
+            f"{stmt.where}: {stmt.name!r} must keep the kind, record and parameters "
+            f"of the statement it overrides ({base.where})"
+        )
+    if stmt.kind is Kind.COPY and stmt.params != base.params:
+        raise QueryFileError(f"{stmt.where}: {stmt.name} takes its parameters in another order")
 
 
 def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]:
     """Parse a named-SQL file into statements compiled for `dialect`."""
-    if dialect not in DIALECTS:
-        raise UsageError(f"unknown dialect {dialect!r}")
+    placeholders = get_dialect(dialect).placeholders
     blocks: list[tuple[int, str, list[str]]] = []
     for lineno, line in enumerate(source.splitlines(), start=1):
         m = _NAME_LINE.match(line.strip())
@@ -133,7 +209,7 @@ def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]
     statements = []
     for lineno, spec, body in blocks:
         where = f"{filename}:{lineno}"
-        stmt = _statement(spec, body, dialect, filename, lineno)
+        stmt = _statement(spec, body, dialect, placeholders, filename, lineno)
         if stmt.name in seen:
             raise QueryFileError(
                 f"{where}: statement {stmt.name!r} defined twice (first at line {seen[stmt.name]})"
@@ -143,7 +219,14 @@ def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]
     return statements
 
 
-def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: int) -> Statement:
+def _statement(
+    spec: str,
+    body: list[str],
+    dialect: str,
+    placeholders: sqlscan.PlaceholderStyle,
+    filename: str,
+    lineno: int,
+) -> Statement:
     where = f"{filename}:{lineno}"
     m = _NAME_SPEC.match(spec.strip())
     if not m:
@@ -166,7 +249,7 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
     while i < len(body) and not body[i].strip():
         i += 1
     sql = "\n".join(body[i:]).strip()
-    text, params, code = compile_sql(sql, dialect, filename, lineno + 1 + i)
+    text, params, code = sqlscan.compile_sql(sql, placeholders, filename, lineno + 1 + i)
     code = code.strip().rstrip(";").rstrip()
     if not code:
         raise QueryFileError(f"{where}: statement {name!r} has no SQL")
@@ -178,7 +261,9 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
     return Statement(
         copy_table=copy_table,
         copy_columns=copy_columns,
-        copy_text=compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip() if copy_table else "",
+        copy_text=sqlscan.compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip()
+        if copy_table
+        else "",
         name=name,
         kind=kind,
         dialect=dialect,
@@ -218,4 +303,4 @@ def _copy_target(
 
 def query_modules() -> list[str]:
     """The names of every named-SQL file (`users`, ...), as found for the first dialect."""
-    return sorted(p.stem for p in (data_dir("sql") / DIALECTS[0]).glob("*.sql"))
+    return sorted(p.stem for p in get_dialect(DIALECTS[0]).folder().glob("*.sql"))

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal
 
 from stratus_sql.errors import QueryFileError
 
-__all__ = ["compile_sql"]
+__all__ = ["PlaceholderStyle", "compile_sql"]
+
+# How a parameter is written once compiled: `$1..$n` (numbered, asyncpg), `:name` (named,
+# sqlite3), a NULL literal (to describe a statement unbound), `?` (sqlite3's executemany).
+PlaceholderStyle = Literal["numbered", "named", "null", "qmark"]
+_PLACEHOLDERS: dict[str, Callable[[str, int], str]] = {
+    "numbered": lambda name, n: f"${n}",
+    "named": lambda name, n: f":{name}",
+    "null": lambda name, n: "NULL",
+    "qmark": lambda name, n: "?",
+}
 
 _IDENT_START = re.compile(r"[A-Za-z_]")
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
@@ -21,21 +32,14 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def compile_sql(
-    sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
+    sql: str, placeholders: PlaceholderStyle, filename: str = "<sql>", first_line: int = 1
 ) -> tuple[str, tuple[str, ...], str]:
-    """Rewrite `:name` parameters for `dialect` (`postgres`, `sqlite`, or `null`, which puts
-    a NULL literal in place of every parameter).
+    """Rewrite `:name` parameters in the style `placeholders`.
 
     Returns the compiled text, the parameter names in `$n` order (first appearance), and the
     statement's code with literals and comments blanked out (for keyword inspection).
     """
-    placeholders: dict[str, Callable[[str, int], str]] = {
-        "postgres": lambda name, n: f"${n}",
-        "sqlite": lambda name, n: f":{name}",
-        "null": lambda name, n: "NULL",
-        "qmark": lambda name, n: "?",
-    }
-    placeholder = placeholders[dialect]
+    placeholder = _PLACEHOLDERS[placeholders]
     where = (filename, first_line)
     brackets = 0
     out: list[str] = []
