@@ -13,6 +13,14 @@ COPY on PostgreSQL, one executemany on SQLite; its SQL is a plain
 `:many` name the record they return after `->`, which is how `stratus-sql check` knows what
 columns to expect.
 
+A statement is taken for a read (`Statement.readonly`: it may go to a reader connection or a
+replica, and be retried after its connection was lost) when it starts with SELECT, WITH or
+VALUES and holds no DML keyword and none of the built-in functions that write (`nextval`,
+`setval`, `pg_notify`). A statement calling a function of the schema that writes says so with
+a last word `writes` on its name line:
+
+    -- name: add_audit_partitions :scalar writes
+
 Parameters are compiled once, at load time, in the placeholder style of each dialect: to
 `$1..$n` for asyncpg (`numbered`), left as `:name` for sqlite3 (`named`). The scanner
 (`stratus_sql.sqlscan`) skips string literals ('..', E'..'), quoted identifiers, dollar-quoted
@@ -86,17 +94,16 @@ def compile_sql(
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
 _NAME_SPEC = re.compile(
-    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?\s*$"
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?"
+    r"(?:\s+(?P<writes>writes))?\s*$"
 )
 _WORD = re.compile(r"[A-Za-z_]+")
-# A statement holding any of these words writes. Besides the DML keywords, the functions
-# that change something when a SELECT calls them (the partition functions create and drop
-# tables); a statement taken for a read may be routed to a reader and retried after its
-# connection was lost, so a new writing function must be listed here.
+# A statement holding any of these words writes: the DML keywords, and the built-in
+# functions that change something when a SELECT calls them. A statement taken for a read may
+# be routed to a reader and retried after its connection was lost, so one that calls a
+# function of the schema that writes says so on its name line (`writes`).
 _WRITE_WORDS = {
-    "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY",
-    "AUDIT_LOG_ADD_PARTITIONS", "AUDIT_LOG_DROP_PARTITIONS",
-    "NEXTVAL", "SETVAL", "PG_NOTIFY", "STRATUS_SET",
+    "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY", "NEXTVAL", "SETVAL", "PG_NOTIFY",
 }  # fmt: skip
 
 
@@ -230,7 +237,7 @@ def _statement(
     where = f"{filename}:{lineno}"
     m = _NAME_SPEC.match(spec.strip())
     if not m:
-        raise QueryFileError(f"{where}: expected '-- name: <name> <kind> [-> Record]'")
+        raise QueryFileError(f"{where}: expected '-- name: <name> <kind> [-> Record] [writes]'")
     name, kind_text, record = m.group("name"), m.group("kind"), m.group("record")
     try:
         kind = Kind(kind_text)
@@ -256,7 +263,11 @@ def _statement(
     if ";" in code:
         raise QueryFileError(f"{where}: statement {name!r} holds more than one statement")
     words = [w.upper() for w in _WORD.findall(code)]
-    readonly = words[0] in ("SELECT", "VALUES", "WITH") and not _WRITE_WORDS.intersection(words)
+    readonly = (
+        m.group("writes") is None
+        and words[0] in ("SELECT", "VALUES", "WITH")
+        and not _WRITE_WORDS.intersection(words)
+    )
     copy_table, copy_columns = _copy_target(sql, params, kind, name, where)
     return Statement(
         copy_table=copy_table,

@@ -205,6 +205,7 @@ def test_duplicate_name_is_an_error_at_load() -> None:
         ("-- name: q :one\nSELECT 1;", r"q\.sql:1: :one statement 'q' must name its record"),
         ("-- name: q :exec -> User\nSELECT 1;", r"q\.sql:1: :exec statement 'q' returns no"),
         ("-- name: 9q :exec\nSELECT 1;", r"q\.sql:1: expected"),
+        ("-- name: q :exec write\nSELECT 1;", r"q\.sql:1: expected .*\[writes\]'"),
         ("-- name: q :exec\n-- only a comment\n", r"q\.sql:1: statement 'q' has no SQL"),
         ("-- name: q :exec\nSELECT 1; SELECT 2;", r"q\.sql:1: statement 'q' holds more"),
         ("-- name: q :exec\n-- doc\nSELECT\n 'abc;", r"q\.sql:4: unterminated ' quote"),
@@ -258,6 +259,35 @@ def test_a_select_calling_a_writing_function_is_not_taken_for_a_read() -> None:
     for name in ("add_audit_partitions", "drop_audit_partitions"):
         assert not getattr(audit, name).for_dialect("postgres").readonly
     assert load_queries("users").get_user.for_dialect("postgres").readonly
+
+
+def test_a_call_of_a_writing_function_is_a_write_only_when_its_name_line_says_so() -> None:
+    sql = "SELECT audit_log_add_partitions(:months_ahead);"
+    assert one(f"-- name: q :scalar\n{sql}").readonly
+    marked = one(f"-- name: add_audit_partitions :scalar writes\n{sql}")
+    assert (marked.name, marked.kind, marked.readonly) == (
+        "add_audit_partitions",
+        Kind.SCALAR,
+        False,
+    )
+    many = one("-- name: q :many -> R writes\nSELECT a FROM f(:x);", "sqlite")
+    assert (many.record, many.readonly) == ("R", False)
+
+
+def test_every_statement_calling_a_writing_function_of_the_schema_is_marked() -> None:
+    writing = re.compile(
+        r"\b(audit_log_add_partitions|audit_log_drop_partitions|stratus_set)\s*\(", re.IGNORECASE
+    )
+    calls = [
+        stmt
+        for module in query_modules()
+        for named in load_queries(module)
+        for stmt in named.by_dialect.values()
+        if writing.search(stmt.code)
+    ]
+    assert len(calls) == 4
+    for stmt in calls:
+        assert not stmt.readonly, f"{stmt.where}: {stmt.name} calls a writing function"
 
 
 @pytest.fixture
