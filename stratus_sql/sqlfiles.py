@@ -13,117 +13,98 @@ COPY on PostgreSQL, one executemany on SQLite; its SQL is a plain
 `:many` name the record they return after `->`, which is how `stratus-sql check` knows what
 columns to expect.
 
-Parameters are compiled once, at load time: to `$1..$n` for asyncpg, and left as `:name` for
-sqlite3. The scanner skips string literals ('..', E'..'), quoted identifiers, dollar-quoted
+A statement is taken for a read (`Statement.readonly`: it may go to a reader connection or a
+replica, and be retried after its connection was lost) when it starts with SELECT, WITH or
+VALUES and holds no DML keyword and none of the built-in functions that write (`nextval`,
+`setval`, `pg_notify`). A statement calling a function of the schema that writes says so with
+a last word `writes` on its name line:
+
+    -- name: add_audit_partitions :scalar writes
+
+Parameters are compiled once, at load time, in the placeholder style of each dialect: to
+`$1..$n` for asyncpg (`numbered`), left as `:name` for sqlite3 (`named`). The scanner
+(`stratus_sql.sqlscan`) skips string literals ('..', E'..'), quoted identifiers, dollar-quoted
 bodies, `--` and `/* */` comments and `::type` casts, so none of them is taken for a parameter.
+
+Statements are loaded for every registered dialect (`stratus_sql.dialects`, whose `Dialect`,
+`register_dialect`, `unregister_dialect` and `dialects` are re-exported here); postgres and
+sqlite come registered. The dialects without a base define every statement, all of them the
+same names. A dialect with a base holds only the statements that differ: its `<module>.sql`
+(which may be missing) overrides some of the base's statements, which must exist and keep
+their kind, record and parameters; every other statement is the base's SQL, compiled in the
+dialect's own placeholder style.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from functools import cache
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from stratus_sql._resources import data_dir
+from stratus_sql import sqlscan
+from stratus_sql.dialects import (
+    DIALECTS,
+    Dialect,
+    base_chain,
+    dialects,
+    generation,
+    get_dialect,
+    register_dialect,
+    unregister_dialect,
+)
 from stratus_sql.errors import QueryFileError, UsageError
+from stratus_sql.statements import (
+    Kind,
+    NamedStatement,
+    Statement,
+    returning_columns,
+    with_nulls,
+)
 
 __all__ = [
     "DIALECTS",
+    "Dialect",
     "Kind",
     "NamedStatement",
     "Queries",
     "Statement",
     "compile_sql",
+    "dialects",
     "load_queries",
     "parse",
     "query_modules",
+    "register_dialect",
     "returning_columns",
+    "unregister_dialect",
     "with_nulls",
 ]
 
-DIALECTS = ("postgres", "sqlite")
 
-
-class Kind(StrEnum):
-    ONE = ":one"
-    MANY = ":many"
-    SCALAR = ":scalar"
-    EXEC = ":exec"
-    EXECROWS = ":execrows"
-    COPY = ":copy"
+def compile_sql(
+    sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
+) -> tuple[str, tuple[str, ...], str]:
+    """`sqlscan.compile_sql` in the placeholder style of the registered `dialect` (or `null`,
+    which puts a NULL literal in place of every parameter)."""
+    style: sqlscan.PlaceholderStyle = (
+        "null" if dialect == "null" else get_dialect(dialect).placeholders
+    )
+    return sqlscan.compile_sql(sql, style, filename, first_line)
 
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
 _NAME_SPEC = re.compile(
-    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?\s*$"
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<kind>:[a-z]+)(?:\s*->\s*(?P<record>[A-Za-z_]\w*))?"
+    r"(?:\s+(?P<writes>writes))?\s*$"
 )
-_IDENT_START = re.compile(r"[A-Za-z_]")
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_]+")
-_LAST_NAME = re.compile(r'"?([A-Za-z_][A-Za-z0-9_]*)"?$')
-# A statement holding any of these words writes. Besides the DML keywords, the functions
-# that change something when a SELECT calls them (the partition functions create and drop
-# tables); a statement taken for a read may be routed to a reader and retried after its
-# connection was lost, so a new writing function must be listed here.
+# A statement holding any of these words writes: the DML keywords, and the built-in
+# functions that change something when a SELECT calls them. A statement taken for a read may
+# be routed to a reader and retried after its connection was lost, so one that calls a
+# function of the schema that writes says so on its name line (`writes`).
 _WRITE_WORDS = {
-    "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY",
-    "AUDIT_LOG_ADD_PARTITIONS", "AUDIT_LOG_DROP_PARTITIONS",
-    "NEXTVAL", "SETVAL", "PG_NOTIFY", "STRATUS_SET",
+    "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "COPY", "NEXTVAL", "SETVAL", "PG_NOTIFY",
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One named statement in one dialect, with its parameters compiled."""
-
-    name: str
-    kind: Kind
-    dialect: str
-    doc: str
-    sql: str
-    text: str
-    params: tuple[str, ...]
-    record: str | None
-    readonly: bool
-    code: str = field(repr=False)
-    where: str = ""
-    copy_table: str | None = None
-    copy_columns: tuple[str, ...] = ()
-    copy_text: str = ""  # with `?` for each parameter, for sqlite3's executemany of tuples
-
-    def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The arguments in `$n` order; every parameter must be given, and nothing else."""
-        self._check(values)
-        return tuple(values[p] for p in self.params)
-
-    def named(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The arguments as a mapping; every parameter must be given, and nothing else."""
-        self._check(values)
-        return dict(values)
-
-    def _check(self, values: Mapping[str, Any]) -> None:
-        if len(values) == len(self.params) and all(p in values for p in self.params):
-            return
-        missing = [p for p in self.params if p not in values]
-        if missing:
-            raise UsageError(f"statement {self.name!r} needs parameter {missing[0]!r}")
-        extra = sorted(set(values) - set(self.params))
-        raise UsageError(f"statement {self.name!r} has no parameter {extra[0]!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class NamedStatement:
-    """The same statement name in every dialect."""
-
-    name: str
-    by_dialect: Mapping[str, Statement]
-
-    def for_dialect(self, dialect: str) -> Statement:
-        return self.by_dialect[dialect]
 
 
 class Queries:
@@ -132,50 +113,96 @@ class Queries:
     def __init__(self, module: str, statements: Mapping[str, NamedStatement]) -> None:
         self._module = module
         self._statements = dict(statements)
+        self._generation = generation()
 
     def __getattr__(self, name: str) -> NamedStatement:
         try:
-            return self._statements[name]
+            return self._current()[name]
         except KeyError:
             raise UsageError(f"sql/*/{self._module}.sql has no statement {name!r}") from None
 
     def __iter__(self) -> Any:
-        return iter(self._statements.values())
+        return iter(self._current().values())
 
     def names(self) -> list[str]:
-        return sorted(self._statements)
+        return sorted(self._current())
+
+    def _current(self) -> dict[str, NamedStatement]:
+        # Query modules hold a Queries from their import on, maybe from before a dialect
+        # was registered: load again once the registry has changed.
+        if self._generation != generation():
+            fresh = load_queries(self._module)
+            self._statements, self._generation = fresh._statements, fresh._generation
+        return self._statements
 
 
-@cache
 def load_queries(module: str) -> Queries:
-    """Load `sql/<dialect>/<module>.sql` for every dialect; names must agree across dialects."""
-    root = data_dir("sql")
-    parsed: dict[str, dict[str, Statement]] = {}
-    for dialect in DIALECTS:
-        path = root / dialect / f"{module}.sql"
-        if not path.is_file():
-            raise QueryFileError(f"{path}:1: file missing for dialect {dialect!r}")
-        parsed[dialect] = {s.name: s for s in parse(path.read_text("utf-8"), dialect, str(path))}
-    names = set(parsed[DIALECTS[0]])
-    for dialect in DIALECTS[1:]:
+    """Load `<module>.sql` for every registered dialect.
+
+    The dialects without a base must define the same statement names; a dialect with a base
+    has its base's names, some of them overridden.
+    """
+    return _load_queries(module, generation())
+
+
+@lru_cache(maxsize=64)  # keyed by the registry's generation: a change of dialects loads anew
+def _load_queries(module: str, registry_generation: int) -> Queries:
+    registered = dialects()
+    parsed = {dialect: _load(module, dialect) for dialect in registered}
+    roots = [d.name for d in registered.values() if d.base is None]
+    names = set(parsed[roots[0]])
+    for dialect in roots[1:]:
         if set(parsed[dialect]) != names:
             diff = sorted(names.symmetric_difference(parsed[dialect]))
             raise QueryFileError(f"{module}.sql: dialects disagree on statements {diff}")
         for name in names:
-            first, other = parsed[DIALECTS[0]][name], parsed[dialect][name]
+            first, other = parsed[roots[0]][name], parsed[dialect][name]
             if first.kind is Kind.COPY and first.params != other.params:
                 # :copy rows are positional: every dialect must take them in one order.
                 raise QueryFileError(f"{other.where}: {name} takes its parameters in another order")
     return Queries(
         module,
-        {n: NamedStatement(n, {d: parsed[d][n] for d in DIALECTS}) for n in sorted(names)},
+        {n: NamedStatement(n, {d: parsed[d][n] for d in parsed}) for n in sorted(names)},
     )
+
+
+def _load(module: str, dialect: str) -> dict[str, Statement]:
+    """`module`'s statements compiled for `dialect`: those of the first dialect without a base
+    in its chain of bases, each replaced by the statement of a nearer dialect that overrides it.
+    """
+    *derived, root = base_chain(dialect)
+    path = root.folder() / f"{module}.sql"
+    if not path.is_file():
+        raise QueryFileError(f"{path}:1: file missing for dialect {root.name!r}")
+    statements = {s.name: s for s in parse(path.read_text("utf-8"), dialect, str(path))}
+    for layer in reversed(derived):
+        path = layer.folder() / f"{module}.sql"
+        if path.is_file():
+            for stmt in parse(path.read_text("utf-8"), dialect, str(path)):
+                _check_override(stmt, statements.get(stmt.name), layer)
+                statements[stmt.name] = stmt
+    return statements
+
+
+def _check_override(stmt: Statement, base: Statement | None, layer: Dialect) -> None:
+    """An override replaces a statement of the base and is called the same way."""
+    if base is None:
+        raise QueryFileError(
+            f"{stmt.where}: {stmt.name!r} overrides nothing: base dialect {layer.base!r} "
+            "has no statement of that name"
+        )
+    if (stmt.kind, stmt.record, set(stmt.params)) != (base.kind, base.record, set(base.params)):
+        raise QueryFileError(
+            f"{stmt.where}: {stmt.name!r} must keep the kind, record and parameters "
+            f"of the statement it overrides ({base.where})"
+        )
+    if stmt.kind is Kind.COPY and stmt.params != base.params:
+        raise QueryFileError(f"{stmt.where}: {stmt.name} takes its parameters in another order")
 
 
 def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]:
     """Parse a named-SQL file into statements compiled for `dialect`."""
-    if dialect not in DIALECTS:
-        raise UsageError(f"unknown dialect {dialect!r}")
+    placeholders = get_dialect(dialect).placeholders
     blocks: list[tuple[int, str, list[str]]] = []
     for lineno, line in enumerate(source.splitlines(), start=1):
         m = _NAME_LINE.match(line.strip())
@@ -189,7 +216,7 @@ def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]
     statements = []
     for lineno, spec, body in blocks:
         where = f"{filename}:{lineno}"
-        stmt = _statement(spec, body, dialect, filename, lineno)
+        stmt = _statement(spec, body, dialect, placeholders, filename, lineno)
         if stmt.name in seen:
             raise QueryFileError(
                 f"{where}: statement {stmt.name!r} defined twice (first at line {seen[stmt.name]})"
@@ -199,11 +226,18 @@ def parse(source: str, dialect: str, filename: str = "<sql>") -> list[Statement]
     return statements
 
 
-def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: int) -> Statement:
+def _statement(
+    spec: str,
+    body: list[str],
+    dialect: str,
+    placeholders: sqlscan.PlaceholderStyle,
+    filename: str,
+    lineno: int,
+) -> Statement:
     where = f"{filename}:{lineno}"
     m = _NAME_SPEC.match(spec.strip())
     if not m:
-        raise QueryFileError(f"{where}: expected '-- name: <name> <kind> [-> Record]'")
+        raise QueryFileError(f"{where}: expected '-- name: <name> <kind> [-> Record] [writes]'")
     name, kind_text, record = m.group("name"), m.group("kind"), m.group("record")
     try:
         kind = Kind(kind_text)
@@ -222,19 +256,25 @@ def _statement(spec: str, body: list[str], dialect: str, filename: str, lineno: 
     while i < len(body) and not body[i].strip():
         i += 1
     sql = "\n".join(body[i:]).strip()
-    text, params, code = compile_sql(sql, dialect, filename, lineno + 1 + i)
+    text, params, code = sqlscan.compile_sql(sql, placeholders, filename, lineno + 1 + i)
     code = code.strip().rstrip(";").rstrip()
     if not code:
         raise QueryFileError(f"{where}: statement {name!r} has no SQL")
     if ";" in code:
         raise QueryFileError(f"{where}: statement {name!r} holds more than one statement")
     words = [w.upper() for w in _WORD.findall(code)]
-    readonly = words[0] in ("SELECT", "VALUES", "WITH") and not _WRITE_WORDS.intersection(words)
+    readonly = (
+        m.group("writes") is None
+        and words[0] in ("SELECT", "VALUES", "WITH")
+        and not _WRITE_WORDS.intersection(words)
+    )
     copy_table, copy_columns = _copy_target(sql, params, kind, name, where)
     return Statement(
         copy_table=copy_table,
         copy_columns=copy_columns,
-        copy_text=compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip() if copy_table else "",
+        copy_text=sqlscan.compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip()
+        if copy_table
+        else "",
         name=name,
         kind=kind,
         dialect=dialect,
@@ -272,159 +312,6 @@ def _copy_target(
     return form.group(1), tuple(columns)
 
 
-def compile_sql(
-    sql: str, dialect: str, filename: str = "<sql>", first_line: int = 1
-) -> tuple[str, tuple[str, ...], str]:
-    """Rewrite `:name` parameters for `dialect` (`postgres`, `sqlite`, or `null`, which puts
-    a NULL literal in place of every parameter).
-
-    Returns the compiled text, the parameter names in `$n` order (first appearance), and the
-    statement's code with literals and comments blanked out (for keyword inspection).
-    """
-    placeholders: dict[str, Callable[[str, int], str]] = {
-        "postgres": lambda name, n: f"${n}",
-        "sqlite": lambda name, n: f":{name}",
-        "null": lambda name, n: "NULL",
-        "qmark": lambda name, n: "?",
-    }
-    placeholder = placeholders[dialect]
-    where = (filename, first_line)
-    brackets = 0
-    out: list[str] = []
-    code: list[str] = []
-    params: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        start = i
-        if c == "'":
-            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(sql[i - 2]))
-            i = _end_of_quoted(sql, i, "'", backslash=escapes, where=where)
-            code.append(" ")
-        elif c == '"':
-            i = _end_of_quoted(sql, i, '"', backslash=False, where=where)
-            code.append(sql[start:i])
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-            code.append(" ")
-        elif sql.startswith("/*", i):
-            i = _end_of_block_comment(sql, i, where)
-            code.append(" ")
-        elif c == "$" and (m := _DOLLAR_TAG.match(sql, i)) and not _ident_before(sql, i):
-            end = sql.find(m.group(0), m.end())
-            if end < 0:
-                raise QueryFileError(f"{_line(where, sql, i)}: unterminated {m.group(0)} quote")
-            i = end + len(m.group(0))
-            code.append(" ")
-        elif sql.startswith("::", i):
-            i += 2
-            code.append("::")
-        elif c in "[]":
-            brackets += 1 if c == "[" else -1
-            i += 1
-            code.append(c)
-        elif (
-            c == ":"
-            and not brackets  # arr[lo:hi] and arr[:hi] are slices, not parameters
-            and i + 1 < n
-            and _IDENT_START.match(sql[i + 1])
-            and not _ident_before(sql, i)
-        ):
-            j = i + 1
-            while j < n and _IDENT_CHAR.match(sql[j]):
-                j += 1
-            if j < n and sql[j].isalnum():  # :ação would silently become :a + "ção"
-                raise QueryFileError(
-                    f"{_line(where, sql, i)}: parameter names are ASCII letters, digits and _"
-                )
-            name = sql[i + 1 : j]
-            if name not in params:
-                params.append(name)
-            compiled = placeholder(name, params.index(name) + 1)
-            out.append(compiled)
-            code.append(compiled)
-            i = j
-            continue
-        else:
-            i += 1
-            code.append(c)
-        out.append(sql[start:i])
-    return "".join(out), tuple(params), "".join(code)
-
-
-def _ident_before(sql: str, i: int) -> bool:
-    return i > 0 and bool(_IDENT_CHAR.match(sql[i - 1]))
-
-
-def _end_of_quoted(sql: str, i: int, quote: str, *, backslash: bool, where: tuple[str, int]) -> int:
-    """Index just past the quoted token opened at `i` (doubled quotes stay inside)."""
-    j = i + 1
-    while j < len(sql):
-        ch = sql[j]
-        if backslash and ch == "\\":
-            j += 2
-            continue
-        if ch == quote:
-            if j + 1 < len(sql) and sql[j + 1] == quote:
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    raise QueryFileError(f"{_line(where, sql, i)}: unterminated {quote} quote")
-
-
-def _end_of_block_comment(sql: str, i: int, where: tuple[str, int]) -> int:
-    """Index just past the `/* */` comment opened at `i`; Postgres comments nest."""
-    depth, j = 0, i
-    while j < len(sql):
-        if sql.startswith("/*", j):
-            depth += 1
-            j += 2
-        elif sql.startswith("*/", j):
-            depth -= 1
-            j += 2
-            if depth == 0:
-                return j
-        else:
-            j += 1
-    raise QueryFileError(f"{_line(where, sql, i)}: unterminated /* comment")
-
-
-def _line(where: tuple[str, int], sql: str, i: int) -> str:
-    """`file:line` of offset `i` in a statement whose SQL starts at line `where[1]`."""
-    return f"{where[0]}:{where[1] + sql.count(chr(10), 0, i)}"
-
-
 def query_modules() -> list[str]:
     """The names of every named-SQL file (`users`, ...), as found for the first dialect."""
-    return sorted(p.stem for p in (data_dir("sql") / DIALECTS[0]).glob("*.sql"))
-
-
-def with_nulls(stmt: Statement) -> str:
-    """The statement's SQL with a NULL literal for each parameter (to describe it unbound)."""
-    return compile_sql(stmt.sql, "null")[0].strip().rstrip(";").rstrip()
-
-
-def returning_columns(stmt: Statement) -> list[str] | None:
-    """The output names of a top-level RETURNING list, or None when there is none."""
-    code, depth, start = stmt.code, 0, -1
-    for m in re.finditer(r"[()]|\bRETURNING\b", code, re.IGNORECASE):
-        token = m.group(0)
-        depth += 1 if token == "(" else -1 if token == ")" else 0
-        if depth == 0 and token.upper() == "RETURNING":
-            start = m.end()
-    if start < 0:
-        return None
-    items, depth = [""], 0
-    for ch in code[start:]:
-        depth += 1 if ch == "(" else -1 if ch == ")" else 0
-        if ch == "," and depth == 0:
-            items.append("")
-        else:
-            items[-1] += ch
-    names = []
-    for item in items:
-        found = _LAST_NAME.search(item.strip())
-        names.append(found.group(1) if found else item.strip())
-    return names
+    return sorted(p.stem for p in get_dialect(DIALECTS[0]).folder().glob("*.sql"))

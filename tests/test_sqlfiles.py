@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from stratus_sql.errors import QueryFileError, UsageError
+from stratus_sql.queries import users
 from stratus_sql.sqlfiles import (
     DIALECTS,
+    Dialect,
     Kind,
+    Statement,
     compile_sql,
+    dialects,
     load_queries,
     parse,
     query_modules,
+    register_dialect,
     returning_columns,
+    unregister_dialect,
     with_nulls,
 )
+
+TEST_DIALECTS = Path(__file__).parent / "sql_dialects"
 
 
 def pg(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -194,6 +205,7 @@ def test_duplicate_name_is_an_error_at_load() -> None:
         ("-- name: q :one\nSELECT 1;", r"q\.sql:1: :one statement 'q' must name its record"),
         ("-- name: q :exec -> User\nSELECT 1;", r"q\.sql:1: :exec statement 'q' returns no"),
         ("-- name: 9q :exec\nSELECT 1;", r"q\.sql:1: expected"),
+        ("-- name: q :exec write\nSELECT 1;", r"q\.sql:1: expected .*\[writes\]'"),
         ("-- name: q :exec\n-- only a comment\n", r"q\.sql:1: statement 'q' has no SQL"),
         ("-- name: q :exec\nSELECT 1; SELECT 2;", r"q\.sql:1: statement 'q' holds more"),
         ("-- name: q :exec\n-- doc\nSELECT\n 'abc;", r"q\.sql:4: unterminated ' quote"),
@@ -227,7 +239,7 @@ def test_both_dialects_define_the_same_statements_with_the_same_parameters() -> 
     for module in modules:
         for named in load_queries(module):
             by_dialect = named.by_dialect
-            assert set(by_dialect) == set(DIALECTS)
+            assert set(by_dialect) == set(dialects())
             signatures = {(s.kind, s.record, tuple(sorted(s.params))) for s in by_dialect.values()}
             assert len(signatures) == 1, f"{module}.{named.name} differs: {signatures}"
 
@@ -247,3 +259,211 @@ def test_a_select_calling_a_writing_function_is_not_taken_for_a_read() -> None:
     for name in ("add_audit_partitions", "drop_audit_partitions"):
         assert not getattr(audit, name).for_dialect("postgres").readonly
     assert load_queries("users").get_user.for_dialect("postgres").readonly
+
+
+def test_a_call_of_a_writing_function_is_a_write_only_when_its_name_line_says_so() -> None:
+    sql = "SELECT audit_log_add_partitions(:months_ahead);"
+    assert one(f"-- name: q :scalar\n{sql}").readonly
+    marked = one(f"-- name: add_audit_partitions :scalar writes\n{sql}")
+    assert (marked.name, marked.kind, marked.readonly) == (
+        "add_audit_partitions",
+        Kind.SCALAR,
+        False,
+    )
+    many = one("-- name: q :many -> R writes\nSELECT a FROM f(:x);", "sqlite")
+    assert (many.record, many.readonly) == ("R", False)
+
+
+def test_every_statement_calling_a_writing_function_of_the_schema_is_marked() -> None:
+    writing = re.compile(
+        r"\b(audit_log_add_partitions|audit_log_drop_partitions|stratus_set)\s*\(", re.IGNORECASE
+    )
+    calls = [
+        stmt
+        for module in query_modules()
+        for named in load_queries(module)
+        for stmt in named.by_dialect.values()
+        if writing.search(stmt.code)
+    ]
+    assert len(calls) == 4
+    for stmt in calls:
+        assert not stmt.readonly, f"{stmt.where}: {stmt.name} calls a writing function"
+
+
+@pytest.fixture
+def register() -> Iterator[Callable[[Dialect], None]]:
+    """register_dialect, with every dialect it added removed again after the test."""
+    added: list[str] = []
+
+    def add(dialect: Dialect) -> None:
+        register_dialect(dialect)
+        added.append(dialect.name)
+
+    yield add
+    for name in reversed(added):
+        if name in dialects():
+            unregister_dialect(name)
+    assert tuple(dialects()) == DIALECTS
+
+
+def same_sql(derived: Statement, base: Statement) -> bool:
+    """The statement is the base's, in another dialect."""
+    return replace(derived, dialect=base.dialect) == base
+
+
+def test_shipped_dialects_are_registered_with_their_placeholders() -> None:
+    assert [(d.name, d.placeholders, d.base) for d in dialects().values()] == [
+        ("postgres", "numbered", None),
+        ("sqlite", "named", None),
+    ]
+
+
+def test_a_derived_dialect_overrides_one_statement_and_inherits_the_rest(
+    register: Callable[[Dialect], None],
+) -> None:
+    register(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    queries = load_queries("users")
+    get_user = queries.get_user.for_dialect("tinypg")
+    assert get_user.where == f"{TEST_DIALECTS / 'tinypg' / 'users.sql'}:3"
+    assert get_user.text.endswith("WHERE user_id = $1\nLIMIT 1")
+    assert (get_user.kind, get_user.record, get_user.params) == (Kind.ONE, "User", ("user_id",))
+    for named in queries:
+        if named.name != "get_user":
+            assert same_sql(named.for_dialect("tinypg"), named.for_dialect("postgres"))
+    for module in query_modules():
+        if module != "users":
+            for named in load_queries(module):
+                assert same_sql(named.for_dialect("tinypg"), named.for_dialect("postgres"))
+
+
+def test_inherited_statements_take_the_placeholders_of_the_derived_dialect(
+    register: Callable[[Dialect], None],
+) -> None:
+    register(Dialect("namedpg", "named", base="postgres", root=TEST_DIALECTS))
+    pg, named = (load_queries("users").get_user.for_dialect(d) for d in ("postgres", "namedpg"))
+    assert named.sql == pg.sql
+    assert named.text == pg.text.replace("$1", ":user_id")
+
+
+def test_a_dialect_inherits_the_overrides_of_its_base(
+    register: Callable[[Dialect], None],
+) -> None:
+    register(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    register(Dialect("tinierpg", "numbered", base="tinypg", root=TEST_DIALECTS))
+    get_user = load_queries("users").get_user
+    assert same_sql(get_user.for_dialect("tinierpg"), get_user.for_dialect("tinypg"))
+
+
+def test_statements_loaded_before_a_registration_see_the_new_dialect(
+    register: Callable[[Dialect], None],
+) -> None:
+    assert "tinypg" not in users.STATEMENTS.get_user.by_dialect
+    register(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    assert users.STATEMENTS.get_user.for_dialect("tinypg").text.endswith("LIMIT 1")
+    unregister_dialect("tinypg")
+    assert "tinypg" not in users.STATEMENTS.get_user.by_dialect
+    assert "tinypg" not in load_queries("users").get_user.by_dialect
+    register(Dialect("tinypg", "named", base="postgres", root=TEST_DIALECTS))
+    assert users.STATEMENTS.get_user.for_dialect("tinypg").text.endswith(":user_id\nLIMIT 1")
+
+
+def write(root: Path, dialect: str, module: str, source: str) -> None:
+    (root / dialect).mkdir(exist_ok=True)
+    (root / dialect / f"{module}.sql").write_text(source, "utf-8")
+
+
+def test_an_override_of_an_unknown_statement_is_refused_with_file_and_line(
+    register: Callable[[Dialect], None], tmp_path: Path
+) -> None:
+    write(tmp_path, "oddpg", "users", "-- header\n\n-- name: get_usr :scalar\n-- Typo.\nSELECT 1;")
+    register(Dialect("oddpg", "numbered", base="postgres", root=tmp_path))
+    path = re.escape(str(tmp_path / "oddpg" / "users.sql"))
+    with pytest.raises(QueryFileError, match=rf"^{path}:3: 'get_usr' overrides nothing"):
+        load_queries("users")
+
+
+@pytest.mark.parametrize(
+    "name_line",
+    [
+        "-- name: get_user :many -> User",
+        "-- name: get_user :one -> Conversation",
+    ],
+)
+def test_an_override_keeps_the_kind_and_record_of_its_base(
+    register: Callable[[Dialect], None], tmp_path: Path, name_line: str
+) -> None:
+    write(tmp_path, "oddpg", "users", f"{name_line}\n-- Doc.\nSELECT 1 WHERE :user_id;")
+    register(Dialect("oddpg", "numbered", base="postgres", root=tmp_path))
+    with pytest.raises(QueryFileError, match=r"users\.sql:1: 'get_user' must keep the kind"):
+        load_queries("users")
+
+
+def test_an_override_takes_the_parameters_of_its_base(
+    register: Callable[[Dialect], None], tmp_path: Path
+) -> None:
+    write(tmp_path, "oddpg", "users", "-- name: get_user :one -> User\n-- Doc.\nSELECT :id;")
+    register(Dialect("oddpg", "numbered", base="postgres", root=tmp_path))
+    with pytest.raises(QueryFileError, match=r"users\.sql:1: 'get_user' must keep the kind"):
+        load_queries("users")
+
+
+def test_a_copy_override_takes_its_parameters_in_the_base_order(
+    register: Callable[[Dialect], None], tmp_path: Path
+) -> None:
+    (pg,) = (s for s in load_queries("metrics") if s.for_dialect("postgres").kind is Kind.COPY)
+    base = pg.for_dialect("postgres")
+    columns, params = ", ".join(reversed(base.copy_columns)), reversed(base.params)
+    values = ", ".join(f":{p}" for p in params)
+    insert = f"INSERT INTO {base.copy_table} ({columns}) VALUES ({values});"
+    write(tmp_path, "oddpg", "metrics", f"-- name: {pg.name} :copy\n-- Doc.\n{insert}")
+    register(Dialect("oddpg", "numbered", base="postgres", root=tmp_path))
+    with pytest.raises(QueryFileError, match=rf"metrics\.sql:1: {pg.name} takes its parameters"):
+        load_queries("metrics")
+
+
+def test_a_file_for_a_module_the_base_lacks_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "oddpg", "userz", "-- name: get_user :one -> User\nSELECT 1;")
+    with pytest.raises(QueryFileError, match=r"userz\.sql:1: dialect 'postgres' has no userz\.sql"):
+        register_dialect(Dialect("oddpg", "numbered", base="postgres", root=tmp_path))
+    assert "oddpg" not in dialects()
+
+
+def test_an_unregistered_base_is_refused() -> None:
+    with pytest.raises(UsageError, match="dialect 'tinypg' names base 'mysql', not registered"):
+        register_dialect(Dialect("tinypg", "numbered", base="mysql", root=TEST_DIALECTS))
+    assert "tinypg" not in dialects()
+
+
+def test_a_dialect_cannot_be_its_own_base() -> None:
+    with pytest.raises(UsageError, match="bases form a cycle through 'loop'"):
+        register_dialect(Dialect("loop", "numbered", base="loop"))
+    assert "loop" not in dialects()
+
+
+def test_a_registered_name_is_not_taken_again(register: Callable[[Dialect], None]) -> None:
+    register(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    register_dialect(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    for other in (Dialect("tinypg", "named", base="postgres"), Dialect("sqlite", "numbered")):
+        with pytest.raises(UsageError, match="is already registered"):
+            register_dialect(other)
+
+
+def test_shipped_dialects_and_bases_in_use_stay_registered(
+    register: Callable[[Dialect], None],
+) -> None:
+    register(Dialect("tinypg", "numbered", base="postgres", root=TEST_DIALECTS))
+    register(Dialect("tinierpg", "numbered", base="tinypg", root=TEST_DIALECTS))
+    with pytest.raises(UsageError, match=r"'tinypg' is the base of \['tinierpg'\]"):
+        unregister_dialect("tinypg")
+    with pytest.raises(UsageError, match="shipped"):
+        unregister_dialect("postgres")
+    with pytest.raises(UsageError, match="unknown dialect 'mysql'"):
+        unregister_dialect("mysql")
+
+
+def test_a_dialect_without_a_base_must_define_every_module(
+    register: Callable[[Dialect], None], tmp_path: Path
+) -> None:
+    register(Dialect("bare", "named", root=tmp_path))
+    with pytest.raises(QueryFileError, match=r"bare/users\.sql:1: file missing for dialect 'bare'"):
+        load_queries("users")

@@ -94,7 +94,7 @@ SELECT 0 * json_array_length(:xids);
 -- Seals take turns already: every write transaction starts with BEGIN IMMEDIATE.
 SELECT 1;
 
--- name: end_audit_redaction :exec
+-- name: end_audit_redaction :exec writes
 -- Take back the permission to rewrite audit rows and seals.
 SELECT stratus_set('audit_redaction', '');
 

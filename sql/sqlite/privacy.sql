@@ -56,7 +56,7 @@ INSERT INTO audit_log (
 )
 VALUES (stratus_get('actor_user_id'), :user_id, :action, 'users', :user_id, :details, now_utc(), stratus_get('actor_ip'), stratus_get('actor_user_agent'));
 
--- name: allow_audit_redaction :exec
+-- name: allow_audit_redaction :exec writes
 -- Let this transaction rewrite audit rows and seals (erasure only).
 SELECT stratus_set('audit_redaction', 'on');
 

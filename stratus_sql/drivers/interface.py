@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from stratus_sql.config import Settings
 from stratus_sql.errors import UsageError
-from stratus_sql.sqlfiles import Statement
+from stratus_sql.statements import Statement
 
 __all__ = ["Capabilities", "Connection", "Converter", "Driver", "Json", "Row", "prefer_primary"]
 

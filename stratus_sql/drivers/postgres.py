@@ -32,7 +32,7 @@ from stratus_sql.drivers.pgconnect import UnprotectedRoleWarning, create_pool, w
 from stratus_sql.drivers.pgerrors import DRIVER_ERRORS, server_error, translated, where
 from stratus_sql.errors import DatabaseUnavailable, PoolExhausted
 from stratus_sql.observability import current_trace_id, logger
-from stratus_sql.sqlfiles import Statement
+from stratus_sql.statements import Statement
 
 __all__ = ["PostgresDriver", "UnprotectedRoleWarning"]
 

@@ -37,7 +37,7 @@ from stratus_sql.errors import (
     InvalidInput,
     UsageError,
 )
-from stratus_sql.sqlfiles import Statement, returning_columns, with_nulls
+from stratus_sql.statements import Statement, returning_columns, with_nulls
 
 __all__ = ["SqliteDriver", "format_timestamp", "install_functions"]
 

@@ -25,7 +25,7 @@ from stratus_sql.engine.transaction import DOOMED, Transaction, atomic
 from stratus_sql.errors import CommitUnknown, Conflict, StratusError, UsageError
 from stratus_sql.observability import Observer, StatementStats, current_trace_id
 from stratus_sql.retry import may_retry, retrying
-from stratus_sql.sqlfiles import NamedStatement, Statement
+from stratus_sql.statements import NamedStatement, Statement
 
 __all__ = ["Database"]
 

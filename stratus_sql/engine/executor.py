@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from stratus_sql.drivers.interface import Connection, Converter, Driver, Row
 from stratus_sql.errors import DatabaseError, InvalidInput, UsageError
 from stratus_sql.observability import Observer
-from stratus_sql.sqlfiles import Kind, NamedStatement, Statement
+from stratus_sql.statements import Kind, NamedStatement, Statement
 
 if TYPE_CHECKING:
     from stratus_sql.engine.database import Database

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stratus_sql.drivers.interface import Connection
 from stratus_sql.engine.executor import Actor, Executor, Op, Runner
 from stratus_sql.errors import CommitUnknown, QueryTimeout, StratusError, UsageError
-from stratus_sql.sqlfiles import Statement
+from stratus_sql.statements import Statement
 
 if TYPE_CHECKING:
     from stratus_sql.engine.database import Database
