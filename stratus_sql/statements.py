@@ -51,10 +51,15 @@ class Statement:
     copy_columns: tuple[str, ...] = ()
     copy_text: str = ""  # with `?` for each parameter, for sqlite3's executemany of tuples
 
-    def positional(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    def positional(self, values: Mapping[str, Any]) -> list[Any]:
         """The arguments in `$n` order; every parameter must be given, and nothing else."""
-        self._check(values)
-        return tuple(values[p] for p in self.params)
+        try:
+            args = [values[p] for p in self.params]
+        except KeyError:
+            args = []
+        if len(args) != len(self.params) or len(values) != len(args):
+            self._check(values)
+        return args
 
     def named(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments as a mapping; every parameter must be given, and nothing else."""

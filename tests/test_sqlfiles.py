@@ -188,7 +188,7 @@ def test_unknown_parameter_is_rejected() -> None:
 
 def test_positional_orders_by_first_appearance() -> None:
     stmt = one("-- name: q :exec\nUPDATE t SET a = :a WHERE b = :b OR c = :a;")
-    assert stmt.positional({"b": 2, "a": 1}) == (1, 2)
+    assert stmt.positional({"b": 2, "a": 1}) == [1, 2]
 
 
 def test_duplicate_name_is_an_error_at_load() -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 import asyncpg
@@ -138,6 +137,7 @@ class PostgresDriver(Driver):
         self._replica = replica
         self._replica_paused_until = 0.0
         self._replica_down = False
+        self._leased = 0  # primary connections handed out and not given back yet
         self.settings = settings
         self._where = where(settings.database_url)
         self._listener: asyncpg.Connection | None = None
@@ -156,9 +156,12 @@ class PostgresDriver(Driver):
             await warn_if_unprotected(cast(PostgresConnection, conn)._conn)
         return driver
 
-    @asynccontextmanager
-    async def connection(self, *, write: bool) -> AsyncIterator[Connection]:
-        pool, conn = self._pool, None
+    def connection(self, *, write: bool) -> _Lease:
+        return _Lease(self, write)
+
+    async def _take(self, write: bool) -> tuple[asyncpg.Pool, PoolConnectionProxy]:
+        """A pooled connection: the replica's for a read when there is one that did not
+        fail in the last second, else the primary's."""
         replica = self._replica
         if (
             not write
@@ -167,33 +170,27 @@ class PostgresDriver(Driver):
             and time.monotonic() >= self._replica_paused_until
         ):
             try:
-                conn = await replica.acquire(timeout=self.settings.connect_timeout)
-                pool = replica
+                return replica, await replica.acquire(timeout=self.settings.connect_timeout)
             except DRIVER_ERRORS as exc:  # a timeout included
                 lost = DatabaseUnavailable(
                     f"cannot connect to the replica at {where(self.settings.replica_url or '')}"
                 )
                 lost.__cause__ = exc
                 self._replica_lost(lost)
-        if conn is None:
-            conn = await self._acquire()
+        # A free slot is handed over at once (connecting it, if need be, is bounded by
+        # DB_CONNECT_TIMEOUT): no timer, no extra task. It is counted before the wait.
+        free = self._leased < self.settings.pool_max_size
+        self._leased += 1
         try:
-            yield PostgresConnection(conn)
-        except DatabaseUnavailable as exc:
-            # Never hand a connection that failed this way to the next caller.
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
-            if pool is not self._pool:
-                self._replica_lost(exc)
+            return self._pool, await self._acquire(free)
+        except BaseException:
+            self._leased -= 1
             raise
-        finally:
-            await _release(pool, conn)
-        if pool is not self._pool:
-            self._replica_down = False
 
-    async def _acquire(self) -> PoolConnectionProxy:
-        """A pooled connection of the primary, waited for at most DB_POOL_TIMEOUT."""
+    async def _acquire(self, free: bool) -> PoolConnectionProxy:
         try:
+            if free:
+                return await self._pool.acquire()
             return await self._pool.acquire(timeout=self.settings.pool_timeout)
         except TimeoutError:
             raise PoolExhausted(
@@ -202,6 +199,23 @@ class PostgresDriver(Driver):
             ) from None
         except DRIVER_ERRORS as exc:
             raise self._unreachable(exc) from exc
+
+    async def _give_back(
+        self, pool: asyncpg.Pool, conn: PoolConnectionProxy, error: BaseException | None
+    ) -> None:
+        if isinstance(error, DatabaseUnavailable):
+            # Never hand a connection that failed this way to the next caller.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            if pool is not self._pool:
+                self._replica_lost(error)
+        elif pool is not self._pool and error is None:
+            self._replica_down = False
+        try:
+            await _release(pool, conn, self.settings.pool_timeout)
+        finally:
+            if pool is self._pool:
+                self._leased -= 1
 
     def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         # Nothing was sent yet, so any statement may be retried, but only when the cause can
@@ -294,13 +308,33 @@ class PostgresDriver(Driver):
                 pool.terminate()  # a connection still busy past the timeout is cut
 
 
-async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
-    """Give the connection back to the pool. After a timed-out statement asyncpg first waits
-    for the server to acknowledge the cancel; a server that hangs never does, and the wait
-    ends in TimeoutError (or a lost link). The statement's own error is the one the caller
-    must see, so such a connection is closed instead of reported."""
+class _Lease:
+    """`PostgresDriver.connection()`: a pooled connection for the block, given back after."""
+
+    __slots__ = ("_conn", "_driver", "_pool", "_write")
+
+    def __init__(self, driver: PostgresDriver, write: bool) -> None:
+        self._driver = driver
+        self._write = write
+
+    async def __aenter__(self) -> Connection:
+        self._pool, self._conn = await self._driver._take(self._write)
+        return PostgresConnection(self._conn)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        await self._driver._give_back(self._pool, self._conn, error)
+
+
+async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy, budget: float) -> None:
+    """Give the connection back to the pool, waiting at most `budget` seconds. After a
+    timed-out statement asyncpg first waits for the server to acknowledge the cancel; a
+    server that hangs never does, and the wait ends in TimeoutError (or a lost link). The
+    statement's own error is the one the caller must see, so such a connection is closed
+    instead of reported."""
     try:
-        await pool.release(conn)
+        await pool.release(conn, timeout=budget)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         with contextlib.suppress(asyncpg.InterfaceError):
             conn.terminate()
