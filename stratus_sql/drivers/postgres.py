@@ -212,7 +212,9 @@ class PostgresDriver(Driver):
         elif pool is not self._pool and error is None:
             self._replica_down = False
         try:
-            await _release(pool, conn, self.settings.pool_timeout)
+            # Only after a failed statement can the connection still be cancelling it (the
+            # wait a hung server never ends); a clean release does no I/O and needs no timer.
+            await _release(pool, conn, None if error is None else self.settings.pool_timeout)
         finally:
             if pool is self._pool:
                 self._leased -= 1
@@ -327,7 +329,7 @@ class _Lease:
         await self._driver._give_back(self._pool, self._conn, error)
 
 
-async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy, budget: float) -> None:
+async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy, budget: float | None) -> None:
     """Give the connection back to the pool, waiting at most `budget` seconds. After a
     timed-out statement asyncpg first waits for the server to acknowledge the cancel; a
     server that hangs never does, and the wait ends in TimeoutError (or a lost link). The
