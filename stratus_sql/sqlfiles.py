@@ -19,7 +19,7 @@ VALUES and holds no DML keyword and none of the built-in functions that write (`
 `setval`, `pg_notify`). A statement calling a function of the schema that writes says so with
 a last word `writes` on its name line:
 
-    -- name: add_audit_partitions :scalar writes
+    -- name: maintain :scalar writes
 
 Parameters are compiled once, at load time, in the placeholder style of each dialect: to
 `$1..$n` for asyncpg (`numbered`), left as `:name` for sqlite3 (`named`). The scanner

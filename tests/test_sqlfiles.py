@@ -256,7 +256,7 @@ def test_every_statement_has_a_one_line_doc_and_explicit_columns() -> None:
 
 def test_a_select_calling_a_writing_function_is_not_taken_for_a_read() -> None:
     audit = load_queries("audit")
-    for name in ("add_audit_partitions", "drop_audit_partitions"):
+    for name in ("maintain", "prune"):
         assert not getattr(audit, name).for_dialect("postgres").readonly
     assert load_queries("users").get_user.for_dialect("postgres").readonly
 

@@ -62,11 +62,11 @@ SET row_digests = :row_digests,
     digest = :digest
 WHERE seal_id = :seal_id;
 
--- name: add_audit_partitions :scalar writes
+-- name: maintain :scalar writes
 -- Create the monthly audit_log partitions up to :months_ahead months from now.
 SELECT audit_log_add_partitions(:months_ahead);
 
--- name: drop_audit_partitions :scalar writes
+-- name: prune :scalar writes
 -- Drop the monthly audit_log partitions that end on or before :before (and their seals).
 SELECT audit_log_drop_partitions(:before);
 

@@ -62,11 +62,11 @@ SET row_digests = :row_digests,
     digest = :digest
 WHERE seal_id = :seal_id;
 
--- name: add_audit_partitions :scalar
+-- name: maintain :scalar
 -- SQLite keeps audit_log in one table: there are no partitions to create.
 SELECT 0 * :months_ahead;
 
--- name: drop_audit_partitions :scalar
+-- name: prune :scalar
 -- SQLite keeps audit_log in one table; audit.prune refuses it before running this.
 SELECT 0 WHERE :before IS NULL;
 

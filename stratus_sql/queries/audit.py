@@ -126,6 +126,10 @@ async def seal(db: Executor, *, wait: float = 5.0) -> int:
     taken before its transaction commits). Sealing waits up to `wait` seconds for those
     transactions and never locks out writers; if they are still open it seals nothing and
     returns 0, to be run again. Seals take turns: concurrent calls never fork the chain.
+
+    Statements, in order: `audit_id_horizon`; `open_transactions` and `count_still_open`
+    (waiting for the transactions then in progress); then per batch `lock_audit_chain`,
+    `last_seal`, `audit_rows_after`, `add_seal`.
     """
     horizon = int(await db.fetch_scalar(STATEMENTS.audit_id_horizon))
     if not await _transactions_settled(db, wait):
@@ -179,6 +183,9 @@ async def reseal(db: Executor, *, audit_ids: set[int]) -> int:
     Every other row keeps the digest it was sealed with, so a row altered behind the
     layer's back stays detectable. Only a transaction that allowed audit redaction (an
     erasure's) may rewrite seals.
+
+    Statements, in order: `lock_audit_chain`, `list_seals`, then per seal
+    `audit_rows_between` and `rewrite_seal`.
     """
     if not audit_ids:
         return 0
@@ -227,7 +234,7 @@ async def maintain(db: Executor, *, months_ahead: int = 3) -> int:
         raise InvalidInput(
             f"months_ahead: expected an integer from 0 to 120, got {months_ahead!r:.30}"
         )
-    return int(await db.fetch_scalar(STATEMENTS.add_audit_partitions, months_ahead=months_ahead))
+    return int(await db.fetch_scalar(STATEMENTS.maintain, months_ahead=months_ahead))
 
 
 async def prune(db: Executor, *, before: date) -> int:
@@ -243,13 +250,17 @@ async def prune(db: Executor, *, before: date) -> int:
         raise InvalidInput("before: expected the first day of a month (a date)")
     if before > datetime.now(UTC).date().replace(day=1):
         raise InvalidInput("before: pruning stops at this month: it cannot drop the current one")
-    return int(await db.fetch_scalar(STATEMENTS.drop_audit_partitions, before=before))
+    return int(await db.fetch_scalar(STATEMENTS.prune, before=before))
 
 
 async def verify(db: Executor) -> Verification:
     """Recompute the whole chain; `ok` is False at the first row altered, inserted into a
     sealed range or missing, or at the first link that does not follow from the one
-    before."""
+    before.
+
+    Statements, in order: `list_seals`, per seal `audit_rows_between`, and
+    `count_prune_anchors` for a chain that starts at a PRUNE.
+    """
     seals = await db.fetch_many(AuditSeal, STATEMENTS.list_seals, from_seal_id=0)
     # After a prune the kept chain starts from a digest a PRUNE row recorded.
     previous = seals[0].previous_digest if seals else None

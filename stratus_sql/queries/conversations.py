@@ -138,7 +138,10 @@ async def list_conversations(
     after: str | None = None,
 ) -> Page[Conversation]:
     """A user's conversations, most recently updated first, `limit` at a time. Deleted ones
-    are listed only when `status="deleted"` asks for them."""
+    are listed only when `status="deleted"` asks for them.
+
+    Statements: `list_conversations`, or `list_deleted_conversations` for the deleted ones.
+    """
     uid = uuid_arg(user_id, "user_id")
     wanted = validate(_Status, status=status).status
     size = page_limit(limit)
@@ -235,7 +238,10 @@ async def compact_conversation(
 ) -> Conversation:
     """Compress a conversation's history: every message but the newest `keep_last` moves to
     the archive, and `summary` replaces them. The counters keep counting every message.
-    NotFound if the conversation does not exist or is deleted."""
+    NotFound if the conversation does not exist or is deleted.
+
+    Statements, in order: `set_summary`, `archive_old_messages`, `delete_archived_messages`.
+    """
     cid = uuid_arg(conversation_id, "conversation_id")
     new = validate(_Compaction, keep_last=keep_last, summary=summary)
     async with db.transaction() as tx:

@@ -52,7 +52,12 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
     their messages (live and archived), the messages they wrote in other people's
     conversations (live and archived), memories (expired ones too), dashboards, metric
     samples, and the audit rows about them. The export itself is recorded in the audit trail
-    (action EXPORT). NotFound if there is no such user."""
+    (action EXPORT). NotFound if there is no such user.
+
+    Statements, in order: `get_user` (users), `user_conversations`, `user_messages`,
+    `user_archived_messages`, `user_memories`, `user_metrics`, `audit_about_user`,
+    `record_audit_event`.
+    """
     async with db.transaction() as tx:
         user = await _user(tx, user_id)
         uid = user.user_id
@@ -117,6 +122,14 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     Returns True when it erased something, False when there was nothing left to erase (a
     second call is a no-op, but a later call still removes data written since).
     NotFound if there is no such user.
+
+    Statements, in order: `lock_user`; `delete_user_metrics`, `delete_user_dashboards`,
+    `delete_user_memories`, `delete_user_conversations`, `delete_user_messages`,
+    `delete_user_archived_messages`; then, unless nothing was left, `anonymize_user`,
+    `compact_search_index`, `audit_about_user`, `audit_caused_by_user`,
+    `allow_audit_redaction`, `redact_audit_about_user`, `forget_actor_network`, the seals'
+    (see `audit.reseal`), `end_audit_redaction`, `record_audit_event`; after the commit,
+    `flush_erased_pages`.
     """
     uid = uuid_arg(user_id, "user_id")
     async with db.transaction() as tx:
