@@ -1,0 +1,85 @@
+"""The driver interface: a driver of a derived dialect plugs in, errors carry their SQLSTATE."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stratus_sql
+from stratus_sql import AlreadyExists, Database, NotFound, Settings
+from stratus_sql.database import Database as ConnectedDatabase
+from stratus_sql.drivers.postgres import PostgresDriver
+from stratus_sql.queries import conversations, users
+from stratus_sql.sqlfiles import Dialect, dialects, register_dialect, unregister_dialect
+
+SHOUTING_GET_USER = """\
+-- name: get_user :one -> User
+-- One user by id, the name in capitals: the one statement this dialect changes.
+SELECT user_id, upper(name) AS name, email, role, licenses, experience_level, preferences,
+       created_at, last_active
+FROM users
+WHERE user_id = :user_id;
+"""
+
+
+class ShoutingDriver(PostgresDriver):
+    """PostgreSQL, speaking a dialect of its own."""
+
+    dialect = "shouting"
+
+
+@pytest.fixture
+def shouting(tmp_path: Path) -> Iterator[None]:
+    (tmp_path / "shouting").mkdir()
+    (tmp_path / "shouting" / "users.sql").write_text(SHOUTING_GET_USER)
+    register_dialect(Dialect("shouting", "numbered", base="postgres", root=tmp_path))
+    try:
+        yield
+    finally:
+        unregister_dialect("shouting")
+    assert "shouting" not in dialects()
+
+
+async def test_a_driver_of_a_derived_dialect_runs_its_statements_and_inherits_the_rest(
+    pg_url: str, shouting: None
+) -> None:
+    settings = Settings.load(database_url=pg_url, memory_cache_size=0)
+    db = ConnectedDatabase(await ShoutingDriver.open(settings))
+    try:
+        assert db.dialect == "shouting"
+        email = f"grito.{uuid.uuid4().hex[:8]}@example.com"
+        created = await users.create_user(db, name="Ana Souza", email=email, role="pilot")
+        assert created.name == "Ana Souza"  # create_user is postgres's
+        found = await users.get_user(db, created.user_id)
+        assert found is not None
+        assert found.name == "ANA SOUZA"  # get_user is the dialect's own
+        chat = await conversations.create_conversation(db, user_id=created.user_id, title="t")
+        assert (await conversations.get_conversation(db, chat.conversation_id)) == chat
+    finally:
+        await db.close()
+
+
+async def test_errors_carry_the_sqlstate_and_constraint_as_attributes(db: Database) -> None:
+    email = f"estado.{uuid.uuid4().hex[:8]}@example.com"
+    await users.create_user(db, name="Ana", email=email, role="pilot")
+    with pytest.raises(AlreadyExists) as taken:
+        await users.create_user(db, name="Bia", email=email, role="pilot")
+    assert taken.value.constraint == "users_email_key"
+    with pytest.raises(NotFound) as missing:
+        await conversations.create_conversation(db, user_id=uuid.uuid4(), title="x")
+    if db.dialect == "postgres":
+        assert (taken.value.sqlstate, missing.value.sqlstate) == ("23505", "23503")
+        assert missing.value.constraint == "conversations_user_id_fkey"
+        assert "[" not in str(taken.value)  # the state is an attribute, not message text
+    else:  # SQLite has no SQLSTATE
+        assert (taken.value.sqlstate, missing.value.sqlstate) == (None, None)
+
+
+async def test_a_scoped_transaction_needs_a_driver_with_roles(sqlite_url: str) -> None:
+    async with await stratus_sql.connect(sqlite_url) as db:
+        with pytest.raises(stratus_sql.UsageError, match="need PostgreSQL"):
+            async with db.transaction(scoped=True):
+                pass
