@@ -6,7 +6,7 @@ Each query function is timed against asyncpg sending the statement's own text an
 on a pool set up like the layer's (the same Settings, orjson codecs, no reset query on
 release), its rows turned into records by `model_validate`. Layer and raw alternate round by
 round after a warm-up, so machine noise hits both alike; the ratio of p50s is the layer's
-per-call overhead. `get_user` is also compared with psycopg 3 on one connection, and run by
+per-call overhead. `get_user` is also compared with psycopg 3 on its own pool (psycopg_pool), and run by
 10 tasks on pools of 10 connections for throughput. Without `--url`, a throwaway database is
 created on the server (STRATUS_BENCH_SERVER, default the local one) and dropped afterwards.
 """
@@ -30,6 +30,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 from throwaway import throwaway_database
 
@@ -129,8 +130,20 @@ async def run(url: str, args: argparse.Namespace) -> list[str]:
         init=init_connection,
         reset=keep_session,
     )
-    pg = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
-    set_json_loads(orjson.loads, pg)
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.set_autocommit(True)
+        set_json_loads(orjson.loads, conn)
+
+    pg = AsyncConnectionPool(
+        url,
+        min_size=TASKS,
+        max_size=TASKS,
+        kwargs={"row_factory": dict_row},
+        configure=configure,
+        open=False,
+    )
+    await pg.open(wait=True)
     try:
         tag, user_ids, keys = uuid.uuid4().hex[:8], [], []
         note: dict[str, Any] = {
@@ -182,7 +195,9 @@ async def run(url: str, args: argparse.Namespace) -> list[str]:
             return None if found is None else record.model_validate(dict(found))
 
         async def get_user_pg() -> User | None:
-            found = await (await pg.execute(pg_get, {"user_id": next(ids_pg)})).fetchone()
+            async with pg.connection() as conn:
+                cursor = await conn.execute(pg_get, {"user_id": next(ids_pg)})
+                found = await cursor.fetchone()
             return None if found is None else User.model_validate(found)
 
         async def list_messages_raw() -> list[Message]:
@@ -215,7 +230,7 @@ async def run(url: str, args: argparse.Namespace) -> list[str]:
             for name, sides in comparisons.items()
         }
         rates = await alternate(
-            {"layer": get_user_layer, "raw": get_user_raw},
+            {"layer": get_user_layer, "raw": get_user_raw, "psycopg": get_user_pg},
             args.rounds,
             lambda call: throughput(call, args.calls),
         )
@@ -224,6 +239,7 @@ async def run(url: str, args: argparse.Namespace) -> list[str]:
         await raw.close()
         await db.close()
     ours, theirs = statistics.median(rates["layer"]), statistics.median(rates["raw"])
+    pgs = statistics.median(rates["psycopg"])
     return [
         "| operation | layer p50 µs | raw p50 µs | layer/raw | layer p95 µs | raw p95 µs |",
         "|---|---|---|---|---|---|",
@@ -234,6 +250,7 @@ async def run(url: str, args: argparse.Namespace) -> list[str]:
         "|---|---|---|---|",
         f"| {TASKS} tasks, {TASKS} connections | {ours:,.0f} | {theirs:,.0f} "
         f"| {ours / theirs:.2f}x |",
+        f"| the same, psycopg 3 pool | {ours:,.0f} | {pgs:,.0f} (psycopg) | {ours / pgs:.2f}x |",
     ]
 
 
