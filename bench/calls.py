@@ -6,9 +6,10 @@ Each query function is timed against asyncpg sending the statement's own text an
 on a pool set up like the layer's (the same Settings, orjson codecs, no reset query on
 release), its rows turned into records by `model_validate`. Layer and raw alternate round by
 round after a warm-up, so machine noise hits both alike; the ratio of p50s is the layer's
-per-call overhead. `get_user` is also compared with psycopg 3 on its own pool (psycopg_pool), and run by
-10 tasks on pools of 10 connections for throughput. Without `--url`, a throwaway database is
-created on the server (STRATUS_BENCH_SERVER, default the local one) and dropped afterwards.
+per-call overhead. `get_user` is also compared with psycopg 3 on its own pool (psycopg_pool),
+and run by 10 tasks on pools of 10 connections for throughput. Without `--url`, a throwaway
+database is created on the server (STRATUS_BENCH_SERVER, default the local one) and dropped
+afterwards.
 """
 
 from __future__ import annotations
