@@ -30,6 +30,7 @@ __all__ = [
     "Unpadded",
     "decode_cursor",
     "encode_cursor",
+    "int_arg",
     "page_limit",
     "text",
     "uuid_arg",
@@ -155,10 +156,15 @@ def uuid_arg(value: object, name: str) -> UUID:
     raise InvalidInput(f"{name}: expected a UUID, got {value!r:.60}")
 
 
+def int_arg(value: object, name: str, low: int, high: int) -> int:
+    """An integer argument from `low` to `high` (a bool is not taken for one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{name}: expected an integer from {low} to {high}, got {value!r:.30}")
+    return value
+
+
 def page_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit: expected an integer from 1 to {MAX_PAGE}, got {limit!r:.30}")
-    return limit
+    return int_arg(limit, "limit", 1, MAX_PAGE)
 
 
 def encode_cursor(*values: Any) -> str:

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from stratus_sql.engine import Executor, Json
 from stratus_sql.errors import InvalidInput, UsageError
-from stratus_sql.queries._input import Input, NoNul, uuid_arg, validate
+from stratus_sql.queries._input import Input, NoNul, int_arg, uuid_arg, validate
 from stratus_sql.records import AuditEntry, AuditSeal
 from stratus_sql.sqlfiles import load_queries
 
@@ -226,14 +226,7 @@ async def maintain(db: Executor, *, months_ahead: int = 3) -> int:
     """Create the monthly audit_log partitions up to `months_ahead` months from now
     (PostgreSQL; SQLite has none); returns how many were new. Run at least monthly:
     `stratus-sql migrate` and `stratus-sql maintain` do."""
-    if (
-        isinstance(months_ahead, bool)
-        or not isinstance(months_ahead, int)
-        or not 0 <= months_ahead <= 120
-    ):
-        raise InvalidInput(
-            f"months_ahead: expected an integer from 0 to 120, got {months_ahead!r:.30}"
-        )
+    months_ahead = int_arg(months_ahead, "months_ahead", 0, 120)
     return int(await db.fetch_scalar(STATEMENTS.maintain, months_ahead=months_ahead))
 
 

@@ -24,6 +24,7 @@ from stratus_sql.queries._input import (
     Unpadded,
     decode_cursor,
     encode_cursor,
+    int_arg,
     page_limit,
     text,
     uuid_arg,
@@ -283,14 +284,8 @@ async def purge_conversations(db: Executor, *, older_than_days: int, batch_size:
     """Delete every conversation not updated for `older_than_days` days, with its messages,
     `batch_size` at a time (each batch its own short transaction outside
     `db.transaction()`); each deletion is recorded in the audit trail. Returns the count."""
-    for name, value, low, high in (
-        ("older_than_days", older_than_days, 0, 36_500),
-        ("batch_size", batch_size, 1, 100_000),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidInput(
-                f"{name}: expected an integer from {low} to {high}, got {value!r:.30}"
-            )
+    older_than_days = int_arg(older_than_days, "older_than_days", 0, 36_500)
+    batch_size = int_arg(batch_size, "batch_size", 1, 100_000)
     total = 0
     while True:
         removed = await db.execute_rows(

@@ -16,13 +16,14 @@ from pydantic import AfterValidator, Field
 
 from stratus_sql.cache import cache_of, memory_written
 from stratus_sql.engine import Executor, Json
-from stratus_sql.errors import DatabaseError, InvalidInput
+from stratus_sql.errors import DatabaseError
 from stratus_sql.ids import uuid7
 from stratus_sql.queries._input import (
     Input,
     JsonDocument,
     NoNul,
     Unpadded,
+    int_arg,
     text,
     uuid_arg,
     validate,
@@ -156,14 +157,7 @@ async def forget_memory(db: Executor, user_id: UUID | str, key: str) -> bool:
 async def purge_expired(db: Executor, *, batch_size: int = 1000) -> int:
     """Delete every expired entry, `batch_size` rows per statement (each its own short
     transaction outside `db.transaction()`); returns how many were deleted."""
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not 1 <= batch_size <= 100_000
-    ):
-        raise InvalidInput(
-            f"batch_size: expected an integer from 1 to 100000, got {batch_size!r:.30}"
-        )
+    batch_size = int_arg(batch_size, "batch_size", 1, 100_000)
     total = 0
     while True:
         removed = await db.execute_rows(STATEMENTS.purge_expired, batch_size=batch_size)
