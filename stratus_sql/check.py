@@ -7,7 +7,7 @@ into records by position, so the order matters).
 
 from __future__ import annotations
 
-from stratus_sql import records
+import stratus_sql.records as records
 from stratus_sql.database import connect
 from stratus_sql.errors import StratusError
 from stratus_sql.sqlfiles import Kind, load_queries, query_modules

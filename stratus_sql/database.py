@@ -9,8 +9,7 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
-from stratus_sql import cache
-from stratus_sql.cache import CacheStats, MemoryCache
+from stratus_sql.cache import CacheStats, MemoryCache, attach_cache, cache_of, memory_written
 from stratus_sql.config import Settings
 from stratus_sql.drivers import open_driver
 from stratus_sql.drivers.interface import Connection
@@ -33,11 +32,11 @@ class Database(engine.Database):
     @property
     def memory_cache(self) -> MemoryCache | None:
         """The memory cache, unless disabled or a transaction is open in this task."""
-        return cache.cache_of(self)
+        return cache_of(self)
 
     def memory_written(self, user_id: UUID) -> None:
         """A user's memories changed: drop their cached reads."""
-        cache.memory_written(self, user_id)
+        memory_written(self, user_id)
 
     def cache_stats(self) -> CacheStats:
         """Hits, misses, invalidations and size of the memory cache (all 0 when disabled)."""
@@ -104,7 +103,7 @@ async def connect(url: str | None = None, *, settings: Settings | None = None) -
     db = Database(await open_driver(settings))
     try:
         if settings.memory_cache_size > 0:
-            await cache.attach_cache(db, settings.memory_cache_size, settings.memory_cache_ttl)
+            await attach_cache(db, settings.memory_cache_size, settings.memory_cache_ttl)
     except BaseException:
         await db.close()
         raise

@@ -42,7 +42,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from stratus_sql import sqlscan
 from stratus_sql.dialects import (
     DIALECTS,
     Dialect,
@@ -54,6 +53,8 @@ from stratus_sql.dialects import (
     unregister_dialect,
 )
 from stratus_sql.errors import QueryFileError, UsageError
+from stratus_sql.sqlscan import PlaceholderStyle
+from stratus_sql.sqlscan import compile_sql as scan
 from stratus_sql.statements import (
     Kind,
     NamedStatement,
@@ -86,10 +87,8 @@ def compile_sql(
 ) -> tuple[str, tuple[str, ...], str]:
     """`sqlscan.compile_sql` in the placeholder style of the registered `dialect` (or `null`,
     which puts a NULL literal in place of every parameter)."""
-    style: sqlscan.PlaceholderStyle = (
-        "null" if dialect == "null" else get_dialect(dialect).placeholders
-    )
-    return sqlscan.compile_sql(sql, style, filename, first_line)
+    style: PlaceholderStyle = "null" if dialect == "null" else get_dialect(dialect).placeholders
+    return scan(sql, style, filename, first_line)
 
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
@@ -230,7 +229,7 @@ def _statement(
     spec: str,
     body: list[str],
     dialect: str,
-    placeholders: sqlscan.PlaceholderStyle,
+    placeholders: PlaceholderStyle,
     filename: str,
     lineno: int,
 ) -> Statement:
@@ -256,7 +255,7 @@ def _statement(
     while i < len(body) and not body[i].strip():
         i += 1
     sql = "\n".join(body[i:]).strip()
-    text, params, code = sqlscan.compile_sql(sql, placeholders, filename, lineno + 1 + i)
+    text, params, code = scan(sql, placeholders, filename, lineno + 1 + i)
     code = code.strip().rstrip(";").rstrip()
     if not code:
         raise QueryFileError(f"{where}: statement {name!r} has no SQL")
@@ -272,9 +271,7 @@ def _statement(
     return Statement(
         copy_table=copy_table,
         copy_columns=copy_columns,
-        copy_text=sqlscan.compile_sql(sql, "qmark")[0].strip().rstrip(";").rstrip()
-        if copy_table
-        else "",
+        copy_text=scan(sql, "qmark")[0].strip().rstrip(";").rstrip() if copy_table else "",
         name=name,
         kind=kind,
         dialect=dialect,
