@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -36,13 +37,15 @@ def email() -> str:
 async def raw_one(url: str, sql: str, *args: object) -> tuple[object, ...]:
     """One row read straight through the driver, bypassing stratus_sql ($n parameters)."""
     if url.startswith("postgresql"):
-        conn = await asyncpg.connect(url)
+        pg = await asyncpg.connect(url)
         try:
-            return tuple(await conn.fetchrow(sql, *args))
+            row = await pg.fetchrow(sql, *args)
         finally:
-            await conn.close()
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        return tuple(conn.execute(re.sub(r"\$\d+", "?", sql), [str(a) for a in args]).fetchone())
+            await pg.close()
+        assert row is not None
+        return tuple(row)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+        return tuple(lite.execute(re.sub(r"\$\d+", "?", sql), [str(a) for a in args]).fetchone())
 
 
 async def test_json_is_stored_as_json_values_not_strings(db: Database, database_url: str) -> None:
@@ -83,7 +86,7 @@ async def test_timestamps_have_microseconds_and_keep_write_order(db: Database) -
     assert stamps == sorted(stamps)
     assert len(set(stamps)) == len(stamps)
     assert any(s.microsecond % 1000 for s in stamps)
-    assert all(s.utcoffset() is not None and s.utcoffset().total_seconds() == 0 for s in stamps)
+    assert all(s.utcoffset() == timedelta(0) for s in stamps)
 
 
 async def test_transaction_commits_on_success(db: Database) -> None:
@@ -122,10 +125,9 @@ async def test_nested_transaction_is_a_savepoint(db: Database) -> None:
                 await users.create_user(inner, name="Inner", email=inner_email, role="pilot")
                 raise RuntimeError("undo the inner block only")
         async with tx.transaction() as kept:
-            await users.touch_last_active(
-                kept,
-                (await users.get_user_by_email(kept, outer_email)).user_id,  # type: ignore[union-attr]
-            )
+            outer_so_far = await users.get_user_by_email(kept, outer_email)
+            assert outer_so_far is not None
+            await users.touch_last_active(kept, outer_so_far.user_id)
     outer = await users.get_user_by_email(db, outer_email)
     assert outer is not None
     assert outer.last_active is not None
@@ -206,6 +208,7 @@ async def test_actor_only_on_the_outermost_transaction(db: Database) -> None:
             async with db.transaction(actor=Actor(user_id=uuid.uuid4())):
                 pass
     with pytest.raises(UsageError, match="Actor"):
+        # wrong types on purpose: the refusal is what is tested
         async with db.transaction(actor="someone"):  # type: ignore[arg-type]
             pass
 
@@ -361,11 +364,13 @@ async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Databa
 )
 def test_actor_rejects_bad_values(kwargs: dict[str, str], field: str) -> None:
     with pytest.raises(stratus_sql.InvalidInput, match=field):
+        # wrong types on purpose: the refusal is what is tested
         Actor(**kwargs)  # type: ignore[arg-type]
 
 
 def test_actor_normalizes_its_values() -> None:
     user_id = uuid.uuid4()
+    # Actor takes the text of a UUID too, but its field is typed as the UUID it keeps.
     actor = Actor(user_id=str(user_id), ip_address="2001:DB8::0001")  # type: ignore[arg-type]
     assert actor.user_id == user_id
     assert actor.ip_address == "2001:db8::1"

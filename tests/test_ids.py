@@ -7,6 +7,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from stratus_sql import ids
 from stratus_sql.ids import uuid7
 
@@ -35,18 +37,18 @@ def test_ids_from_many_threads_are_unique() -> None:
     assert all(batch == sorted(batch) for batch in batches)
 
 
-def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:
     first = uuid7()
-    monkeypatch.setattr(ids.time, "time_ns", lambda: (first.int >> 80) * 1_000_000 - 5_000_000_000)
+    monkeypatch.setattr(time, "time_ns", lambda: (first.int >> 80) * 1_000_000 - 5_000_000_000)
     later = [uuid7() for _ in range(100)]
     assert later == sorted(later)
     assert first < later[0]
 
 
-def test_counter_overflow_moves_to_the_next_millisecond(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_counter_overflow_moves_to_the_next_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
     first = uuid7()
     ms = first.int >> 80
-    monkeypatch.setattr(ids.time, "time_ns", lambda: ms * 1_000_000)
+    monkeypatch.setattr(time, "time_ns", lambda: ms * 1_000_000)
     monkeypatch.setattr(ids, "_counter", ids._COUNTER_MAX)
     nxt = uuid7()
     assert nxt > first
@@ -80,11 +82,11 @@ def test_a_batch_is_a_run_of_increasing_ids() -> None:
 
 
 def test_a_batch_that_would_overflow_the_counter_starts_on_the_next_millisecond(
-    monkeypatch,
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first = uuid7()
     ms = first.int >> 80
-    monkeypatch.setattr(ids.time, "time_ns", lambda: ms * 1_000_000)
+    monkeypatch.setattr(time, "time_ns", lambda: ms * 1_000_000)
     monkeypatch.setattr(ids, "_counter", ids._COUNTER_MAX - 5)
     batch = ids.uuid7_batch(100)
     assert batch == sorted(batch)

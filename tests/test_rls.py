@@ -16,6 +16,7 @@ from stratus_sql import Actor, Database, StratusError, UsageError
 from stratus_sql.drivers import pgconnect as postgres
 from stratus_sql.queries import conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
+from tests.checks import present
 
 
 @pytest.fixture
@@ -109,11 +110,10 @@ async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Databas
         except StratusError:
             pass  # refused outright: NotFound, or the policy's WITH CHECK
     assert await users.get_user(pg, b.user_id) == b_before
-    assert (await users.get_user(pg, b.user_id)).preferences == {}  # type: ignore[union-attr]
-    assert (
-        await conversations.get_conversation(pg, b_chat.conversation_id)
-    ).status.value == "active"  # type: ignore[union-attr]
-    assert (await memory.get_memory(pg, b.user_id, "k")).value == "segredo"  # type: ignore[union-attr]
+    assert present(await users.get_user(pg, b.user_id)).preferences == {}
+    b_chat_now = present(await conversations.get_conversation(pg, b_chat.conversation_id))
+    assert b_chat_now.status.value == "active"
+    assert present(await memory.get_memory(pg, b.user_id, "k")).value == "segredo"
     assert len((await conversations.list_conversations(pg, b.user_id)).items) == 1
 
 
