@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import BaseModel
 
 import stratus_sql
 from stratus_sql import (
@@ -24,10 +25,12 @@ from stratus_sql import (
     Database,
     DatabaseError,
     DatabaseUnavailable,
+    Executor,
     UsageError,
 )
 from stratus_sql.queries import users
 from stratus_sql.records import User
+from tests.checks import adhoc, present
 
 
 def email() -> str:
@@ -173,6 +176,22 @@ async def test_two_databases_on_one_sqlite_file_never_see_locked(
         await second.close()
 
 
+class ActorSettings(BaseModel):
+    user_id: str | None
+    ip_address: str | None
+    user_agent: str | None
+
+
+ACTOR_SETTINGS = adhoc(
+    "actor_settings :one -> ActorSettings",
+    postgres="SELECT current_setting('stratus.actor_user_id', true),"
+    " current_setting('stratus.actor_ip', true),"
+    " current_setting('stratus.actor_user_agent', true)",
+    sqlite="SELECT stratus_get('actor_user_id'), stratus_get('actor_ip'),"
+    " stratus_get('actor_user_agent')",
+)
+
+
 async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
     settings = stratus_sql.Settings.load(
         database_url=database_url, pool_min_size=1, pool_max_size=1
@@ -181,20 +200,12 @@ async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
         actor = Actor(user_id=uuid.uuid4(), ip_address="10.1.2.3", user_agent="stratus-tests/1.0")
 
         # Read through the transaction's own connection, as the audit triggers will.
-        async def seen(tx: object) -> tuple[object, ...]:
-            conn = tx._conn._conn  # type: ignore[attr-defined]
-            if db.dialect == "postgres":
-                row = await conn.fetchrow(
-                    "SELECT current_setting('stratus.actor_user_id', true),"
-                    " current_setting('stratus.actor_ip', true),"
-                    " current_setting('stratus.actor_user_agent', true)"
-                )
-                return tuple(v or None for v in row)
-            cursor = await conn.execute(
-                "SELECT stratus_get('actor_user_id'), stratus_get('actor_ip'),"
-                " stratus_get('actor_user_agent')"
-            )
-            return tuple(await cursor.fetchone())
+        async def seen(tx: Executor) -> tuple[str | None, ...]:
+            row = present(await tx.fetch_one(ActorSettings, ACTOR_SETTINGS))
+            values = (row.user_id, row.ip_address, row.user_agent)
+            if db.dialect == "postgres":  # a setting reset after its transaction reads ''
+                return tuple(v or None for v in values)
+            return values
 
         async with db.transaction(actor=actor) as tx:
             assert await seen(tx) == (str(actor.user_id), "10.1.2.3", "stratus-tests/1.0")

@@ -14,6 +14,7 @@ import stratus_sql
 from stratus_sql import Database, JsonFormatter, trace
 from stratus_sql.cli import main
 from stratus_sql.queries import users
+from tests.checks import adhoc
 
 # A log line as the JSON the formatter writes: nested objects of any JSON values.
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -114,17 +115,23 @@ def test_trace_ids_are_checked() -> None:
         pass
 
 
+# Run inside a transaction, so on its connection.
+OWN_ACTIVITY = adhoc(
+    "own_application_name :scalar",
+    postgres="SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+)
+APPLICATION_NAME = adhoc(
+    "application_name :scalar", postgres="SELECT current_setting('application_name')"
+)
+
+
 async def test_a_traced_transaction_shows_its_trace_id_in_pg_stat_activity(
     pg_url: str,
 ) -> None:
     async with await stratus_sql.connect(pg_url) as db:
         with trace("req-77"):
             async with db.transaction() as tx:
-                conn = tx._conn._conn  # type: ignore[attr-defined]
-                seen = await conn.fetchval(
-                    "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-                )
+                seen = await tx.fetch_scalar(OWN_ACTIVITY)
         assert seen == "stratus:req-77"
         async with db.transaction() as tx:
-            conn = tx._conn._conn  # type: ignore[attr-defined]
-            assert await conn.fetchval("SELECT current_setting('application_name')") == ""
+            assert await tx.fetch_scalar(APPLICATION_NAME) == ""
