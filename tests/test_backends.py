@@ -353,14 +353,27 @@ async def test_an_error_caught_inside_a_savepoint_rolls_back_only_the_savepoint(
     assert await users.get_user_by_email(db, lost) is None
 
 
+SHORT_ROW = adhoc(
+    "short_row :one -> User",
+    postgres="SELECT 'only one column'",
+    sqlite="SELECT 'only one column'",
+)
+# A stored user's row, but for a role no UserRole holds.
+ODD_ROW_SQL = """
+SELECT user_id, name, email, 'no-such-role', licenses, experience_level, preferences,
+       created_at, last_active
+FROM users
+WHERE user_id = :user_id
+"""
+ODD_ROW = adhoc("odd_row :one -> User", postgres=ODD_ROW_SQL, sqlite=ODD_ROW_SQL)
+
+
 async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Database) -> None:
-    stmt = users.STATEMENTS.get_user.for_dialect(db.dialect)
-    decode = db._decoder(stmt, User)
     with pytest.raises(DatabaseError, match="1 columns for 9 fields"):
-        decode(("only one column",))
-    row = [str(uuid.uuid4()), "Ana", "a@b.co", "no-such-role", "[]", None, "{}", None, None]
+        await db.fetch_one(User, SHORT_ROW)
+    user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     with pytest.raises(DatabaseError, match="role"):
-        decode(row)
+        await db.fetch_one(User, ODD_ROW, user_id=user.user_id)
 
 
 @pytest.mark.parametrize(
