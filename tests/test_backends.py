@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -444,7 +444,6 @@ async def test_waiting_for_the_sqlite_writer_is_bounded(sqlite_url: str) -> None
 
 async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Database) -> None:
     from stratus_sql.queries import conversations
-    from stratus_sql.queries._input import encode_cursor
 
     user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     c = await conversations.create_conversation(db, user_id=user.user_id, title="t")
@@ -455,17 +454,20 @@ async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Databas
         content="x",
         message_type="system",
     )
-    before_year_1000 = encode_cursor("0999-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    before_year_1000 = conversations.message_cursor(datetime(999, 1, 1, tzinfo=UTC), uuid.uuid4())
     page = await conversations.list_messages(db, c.conversation_id, before=before_year_1000)
     assert page.items == []
-    after_year_9000 = encode_cursor("9000-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    after_year_9000 = conversations.message_cursor(datetime(9000, 1, 1, tzinfo=UTC), uuid.uuid4())
     assert (
         len(
             (await conversations.list_messages(db, c.conversation_id, before=after_year_9000)).items
         )
         == 1
     )
-    out_of_range = encode_cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4()))
+    an_hour_east = timezone(timedelta(hours=1))
+    out_of_range = conversations.message_cursor(
+        datetime(1, 1, 1, tzinfo=an_hour_east), uuid.uuid4()
+    )
     with pytest.raises(stratus_sql.InvalidInput):
         await conversations.list_messages(db, c.conversation_id, before=out_of_range)
 

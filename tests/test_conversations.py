@@ -240,9 +240,22 @@ async def test_list_messages_pages_newest_first_without_gaps(db: Database, user:
     assert seen == added[::-1]
 
 
+async def test_message_cursor_lists_the_messages_older_than_one(db: Database, user: User) -> None:
+    c = await conv.create_conversation(db, user_id=user.user_id, title="Cursor")
+    added = await add_many(db, c, user, 3)
+    page = await conv.list_messages(db, c.conversation_id, limit=2)
+    last = page.items[-1]
+    assert page.next_cursor == conv.message_cursor(last.created_at, last.message_id)
+    older = await conv.list_messages(
+        db, c.conversation_id, before=conv.message_cursor(added[1].created_at, added[1].message_id)
+    )
+    assert older.items == [added[0]]
+
+
 async def test_list_messages_rejects_bad_cursor_and_limit(db: Database, user: User) -> None:
     c = await conv.create_conversation(db, user_id=user.user_id, title="x")
-    for bad in ("nope", "W1siYSJdXQ", conv.encode_cursor("2026-01-01T00:00:00", str(uuid.uuid4()))):  # type: ignore[attr-defined]
+    no_time_zone = conv.message_cursor(datetime(2026, 1, 1), uuid.uuid4())
+    for bad in ("nope", "W1siYSJdXQ", no_time_zone):
         with pytest.raises(InvalidInput, match="cursor"):
             await conv.list_messages(db, c.conversation_id, before=bad)
     with pytest.raises(InvalidInput, match="limit"):
