@@ -3,6 +3,9 @@ rows, through query functions and through raw SQL alike; SQLite refuses scoping.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -169,15 +172,33 @@ async def test_sqlite_refuses_scoped_transactions(sqlite_url: str) -> None:
                 pass
 
 
-async def test_connecting_as_a_superuser_warns_once(pg_url: str) -> None:
-    postgres._warned = False
-    with pytest.warns(postgres.UnprotectedRoleWarning, match="row-level security"):
-        db = await stratus_sql.connect(pg_url)
-    await db.close()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", postgres.UnprotectedRoleWarning)
-        db = await stratus_sql.connect(pg_url)  # said once per process
-    await db.close()
+# Connects twice in a process of its own (this one may have warned already) and prints, after
+# each connection, the messages of the UnprotectedRoleWarnings raised so far.
+CONNECTS_TWICE = """
+import asyncio, json, sys, warnings
+import stratus_sql
+from stratus_sql.drivers.pgconnect import UnprotectedRoleWarning
+async def main():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnprotectedRoleWarning)  # no deduplication by Python
+        for _ in range(2):
+            db = await stratus_sql.connect(sys.argv[1])
+            await db.close()
+            said = [str(w.message) for w in caught if w.category is UnprotectedRoleWarning]
+            print(json.dumps(said))
+asyncio.run(main())
+"""
+
+
+def test_connecting_as_a_superuser_warns_once(pg_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECTS_TWICE, pg_url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    after_first, after_second = (json.loads(line) for line in done.stdout.splitlines())
+    assert len(after_first) == 1
+    assert "row-level security" in after_first[0]
+    assert after_second == after_first  # said once per process
 
 
 async def test_the_scoped_role_may_only_append_to_the_audit_trail(pg: Database) -> None:
