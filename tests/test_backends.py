@@ -162,15 +162,25 @@ async def test_two_databases_on_one_sqlite_file_never_see_locked(
 ) -> None:
     database_url = sqlite_url
     first, second = await stratus_sql.connect(database_url), await stratus_sql.connect(database_url)
+    code = f"T{uuid.uuid4().hex[:10].upper()}"  # a licence only this test's users hold
     try:
 
-        async def write(db: Database, i: int) -> None:
+        async def write(db: Database, i: int) -> tuple[uuid.UUID, int]:
             async with db.transaction() as tx:
-                user = await users.create_user(tx, name=f"L{i}", email=email(), role="pilot")
+                user = await users.create_user(
+                    tx, name=f"L{i}", email=email(), role="pilot", licenses=[code]
+                )
                 await asyncio.sleep(0)
                 await users.update_preferences(tx, user.user_id, {"i": i})
+            return user.user_id, i
 
-        await asyncio.gather(*(write(db, i) for i in range(25) for db in (first, second)))
+        written = await asyncio.gather(*(write(db, i) for i in range(25) for db in (first, second)))
+        stored = (await users.list_users(first, license=code, limit=100)).items
+        # Every one of the 50 users is there exactly once, with the preferences it was given.
+        assert len(stored) == 50
+        assert {u.user_id: u.preferences for u in stored} == {
+            user_id: {"i": i} for user_id, i in written
+        }
     finally:
         await first.close()
         await second.close()
