@@ -445,11 +445,14 @@ async def test_waiting_for_the_sqlite_writer_is_bounded(sqlite_url: str) -> None
 
         holder = asyncio.get_running_loop().create_task(hold())
         await started.wait()
+        refused = email()
         with pytest.raises(stratus_sql.Conflict, match="DB_BUSY_TIMEOUT_MS"):
-            await users.create_user(db, name="Ana", email=email(), role="pilot")
+            await users.create_user(db, name="Ana", email=refused, role="pilot")
         release.set()
         await holder
-        assert await users.create_user(db, name="Ana", email=email(), role="pilot")
+        created = await users.create_user(db, name="Ana", email=email(), role="pilot")
+        assert await users.get_user(db, created.user_id) == created
+        assert await users.get_user_by_email(db, refused) is None
 
 
 async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Database) -> None:
