@@ -398,7 +398,7 @@ async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Databa
 )
 def test_actor_rejects_bad_values(kwargs: dict[str, str], field: str) -> None:
     with pytest.raises(stratus_sql.InvalidInput, match=field):
-        # wrong types on purpose: the refusal is what is tested
+        # Actor takes the text of a UUID too, but its field is typed as the UUID it keeps.
         Actor(**kwargs)  # type: ignore[arg-type]
 
 

@@ -7,6 +7,7 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Required, TypedDict
 
 import pytest
 
@@ -264,6 +265,12 @@ async def test_search_treats_any_query_as_words(db: Database, user: User, query:
     assert await memory.get_memory(db, user.user_id, "k") is not None
 
 
+class SearchArguments(TypedDict, total=False):
+    query: Required[str]
+    limit: int
+    memory_types: list[MemoryType | str]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -276,11 +283,10 @@ async def test_search_treats_any_query_as_words(db: Database, user: User, query:
     ],
 )
 async def test_search_rejects_bad_arguments(
-    db: Database, user: User, kwargs: dict[str, object], field: str
+    db: Database, user: User, kwargs: SearchArguments, field: str
 ) -> None:
     with pytest.raises(InvalidInput, match=field):
-        # wrong types on purpose: the refusal is what is tested
-        await memory.search_memories(db, user.user_id, **kwargs)  # type: ignore[arg-type]
+        await memory.search_memories(db, user.user_id, **kwargs)
 
 
 async def test_cached_reads_still_count_accesses(database_url: str) -> None:
