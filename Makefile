@@ -17,6 +17,7 @@ lint:
 	$(BIN)/ruff check stratus_sql tests bench
 	$(BIN)/ruff format --check stratus_sql tests bench
 	$(BIN)/mypy stratus_sql
+	$(BIN)/mypy tests
 
 test: lint
 	$(BIN)/pytest

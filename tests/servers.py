@@ -387,7 +387,9 @@ class LegServers:
         if leg == "postgres18":
             return embedded_bindir()
         with self._admin(self.server(leg)) as conn:
-            number = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+            row = conn.execute("SHOW server_version_num").fetchone()
+        assert row is not None
+        number = int(row[0])
         return bindir_for(number // 10000)
 
     def _admin(self, server: str) -> psycopg.Connection:

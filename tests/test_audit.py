@@ -113,7 +113,7 @@ async def test_list_audit_filters_and_pages_newest_first(db: Database) -> None:
     assert await audit.list_audit(db, since=later) == []
     for bad in ({"limit": 0}, {"before": 0}, {"since": datetime(2026, 1, 1)}, {"record_id": "x"}):
         with pytest.raises(InvalidInput):
-            await audit.list_audit(db, **bad)  # type: ignore[arg-type]
+            await audit.list_audit(db, **bad)
 
 
 def raw_write(url: str, sql: str, *args: object) -> None:
@@ -212,11 +212,11 @@ def tamper(url: str, sql: str, *args: object) -> None:
             conn.execute("SET LOCAL session_replication_role = replica")  # no triggers
             conn.execute(sql.replace("?", "%s"), args)
     else:
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            install_functions(conn)
-            conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
-            conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
-            conn.execute(sql, args)
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+            install_functions(lite)
+            lite.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+            lite.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+            lite.execute(sql, args)
 
 
 @pytest.mark.parametrize(

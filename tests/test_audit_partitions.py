@@ -54,9 +54,11 @@ async def test_the_coming_months_have_partitions_and_rows_land_in_theirs(
         db, name="Ana", email=f"p.{uuid.uuid4().hex}@x.com", role="admin"
     )
     with psycopg.connect(url) as conn:
-        (where,) = conn.execute(
+        row = conn.execute(
             "SELECT tableoid::regclass::text FROM audit_log WHERE record_id = %s", (user.user_id,)
-        ).fetchone()  # type: ignore[misc]
+        ).fetchone()
+    assert row is not None
+    (where,) = row
     assert where == month_name(this_month)
     with pytest.raises(InvalidInput):
         await audit.maintain(db, months_ahead=-1)
@@ -91,7 +93,7 @@ async def test_prune_drops_old_months_and_the_kept_chain_still_verifies(
     assert (await audit.verify(db)).ok
     for bad in (date(2020, 6, 2), datetime(2020, 6, 1, tzinfo=UTC)):
         with pytest.raises(InvalidInput):
-            await audit.prune(db, before=bad)  # type: ignore[arg-type]
+            await audit.prune(db, before=bad)
 
 
 async def test_verify_rejects_a_chain_that_starts_from_nowhere(pg: tuple[Database, str]) -> None:

@@ -11,10 +11,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import BaseModel
 
 import stratus_sql
 from stratus_sql import (
@@ -23,10 +25,12 @@ from stratus_sql import (
     Database,
     DatabaseError,
     DatabaseUnavailable,
+    Executor,
     UsageError,
 )
 from stratus_sql.queries import users
 from stratus_sql.records import User
+from tests.checks import adhoc, present
 
 
 def email() -> str:
@@ -36,13 +40,15 @@ def email() -> str:
 async def raw_one(url: str, sql: str, *args: object) -> tuple[object, ...]:
     """One row read straight through the driver, bypassing stratus_sql ($n parameters)."""
     if url.startswith("postgresql"):
-        conn = await asyncpg.connect(url)
+        pg = await asyncpg.connect(url)
         try:
-            return tuple(await conn.fetchrow(sql, *args))
+            row = await pg.fetchrow(sql, *args)
         finally:
-            await conn.close()
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        return tuple(conn.execute(re.sub(r"\$\d+", "?", sql), [str(a) for a in args]).fetchone())
+            await pg.close()
+        assert row is not None
+        return tuple(row)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+        return tuple(lite.execute(re.sub(r"\$\d+", "?", sql), [str(a) for a in args]).fetchone())
 
 
 async def test_json_is_stored_as_json_values_not_strings(db: Database, database_url: str) -> None:
@@ -83,7 +89,7 @@ async def test_timestamps_have_microseconds_and_keep_write_order(db: Database) -
     assert stamps == sorted(stamps)
     assert len(set(stamps)) == len(stamps)
     assert any(s.microsecond % 1000 for s in stamps)
-    assert all(s.utcoffset() is not None and s.utcoffset().total_seconds() == 0 for s in stamps)
+    assert all(s.utcoffset() == timedelta(0) for s in stamps)
 
 
 async def test_transaction_commits_on_success(db: Database) -> None:
@@ -122,10 +128,9 @@ async def test_nested_transaction_is_a_savepoint(db: Database) -> None:
                 await users.create_user(inner, name="Inner", email=inner_email, role="pilot")
                 raise RuntimeError("undo the inner block only")
         async with tx.transaction() as kept:
-            await users.touch_last_active(
-                kept,
-                (await users.get_user_by_email(kept, outer_email)).user_id,  # type: ignore[union-attr]
-            )
+            outer_so_far = await users.get_user_by_email(kept, outer_email)
+            assert outer_so_far is not None
+            await users.touch_last_active(kept, outer_so_far.user_id)
     outer = await users.get_user_by_email(db, outer_email)
     assert outer is not None
     assert outer.last_active is not None
@@ -157,18 +162,44 @@ async def test_two_databases_on_one_sqlite_file_never_see_locked(
 ) -> None:
     database_url = sqlite_url
     first, second = await stratus_sql.connect(database_url), await stratus_sql.connect(database_url)
+    code = f"T{uuid.uuid4().hex[:10].upper()}"  # a licence only this test's users hold
     try:
 
-        async def write(db: Database, i: int) -> None:
+        async def write(db: Database, i: int) -> tuple[uuid.UUID, int]:
             async with db.transaction() as tx:
-                user = await users.create_user(tx, name=f"L{i}", email=email(), role="pilot")
+                user = await users.create_user(
+                    tx, name=f"L{i}", email=email(), role="pilot", licenses=[code]
+                )
                 await asyncio.sleep(0)
                 await users.update_preferences(tx, user.user_id, {"i": i})
+            return user.user_id, i
 
-        await asyncio.gather(*(write(db, i) for i in range(25) for db in (first, second)))
+        written = await asyncio.gather(*(write(db, i) for i in range(25) for db in (first, second)))
+        stored = (await users.list_users(first, license=code, limit=100)).items
+        # Every one of the 50 users is there exactly once, with the preferences it was given.
+        assert len(stored) == 50
+        assert {u.user_id: u.preferences for u in stored} == {
+            user_id: {"i": i} for user_id, i in written
+        }
     finally:
         await first.close()
         await second.close()
+
+
+class ActorSettings(BaseModel):
+    user_id: str | None
+    ip_address: str | None
+    user_agent: str | None
+
+
+ACTOR_SETTINGS = adhoc(
+    "actor_settings :one -> ActorSettings",
+    postgres="SELECT current_setting('stratus.actor_user_id', true),"
+    " current_setting('stratus.actor_ip', true),"
+    " current_setting('stratus.actor_user_agent', true)",
+    sqlite="SELECT stratus_get('actor_user_id'), stratus_get('actor_ip'),"
+    " stratus_get('actor_user_agent')",
+)
 
 
 async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
@@ -179,20 +210,12 @@ async def test_actor_is_set_for_its_transaction_only(database_url: str) -> None:
         actor = Actor(user_id=uuid.uuid4(), ip_address="10.1.2.3", user_agent="stratus-tests/1.0")
 
         # Read through the transaction's own connection, as the audit triggers will.
-        async def seen(tx: object) -> tuple[object, ...]:
-            conn = tx._conn._conn  # type: ignore[attr-defined]
-            if db.dialect == "postgres":
-                row = await conn.fetchrow(
-                    "SELECT current_setting('stratus.actor_user_id', true),"
-                    " current_setting('stratus.actor_ip', true),"
-                    " current_setting('stratus.actor_user_agent', true)"
-                )
-                return tuple(v or None for v in row)
-            cursor = await conn.execute(
-                "SELECT stratus_get('actor_user_id'), stratus_get('actor_ip'),"
-                " stratus_get('actor_user_agent')"
-            )
-            return tuple(await cursor.fetchone())
+        async def seen(tx: Executor) -> tuple[str | None, ...]:
+            row = present(await tx.fetch_one(ActorSettings, ACTOR_SETTINGS))
+            values = (row.user_id, row.ip_address, row.user_agent)
+            if db.dialect == "postgres":  # a setting reset after its transaction reads ''
+                return tuple(v or None for v in values)
+            return values
 
         async with db.transaction(actor=actor) as tx:
             assert await seen(tx) == (str(actor.user_id), "10.1.2.3", "stratus-tests/1.0")
@@ -206,6 +229,7 @@ async def test_actor_only_on_the_outermost_transaction(db: Database) -> None:
             async with db.transaction(actor=Actor(user_id=uuid.uuid4())):
                 pass
     with pytest.raises(UsageError, match="Actor"):
+        # wrong types on purpose: the refusal is what is tested
         async with db.transaction(actor="someone"):  # type: ignore[arg-type]
             pass
 
@@ -339,14 +363,27 @@ async def test_an_error_caught_inside_a_savepoint_rolls_back_only_the_savepoint(
     assert await users.get_user_by_email(db, lost) is None
 
 
+SHORT_ROW = adhoc(
+    "short_row :one -> User",
+    postgres="SELECT 'only one column'",
+    sqlite="SELECT 'only one column'",
+)
+# A stored user's row, but for a role no UserRole holds.
+ODD_ROW_SQL = """
+SELECT user_id, name, email, 'no-such-role', licenses, experience_level, preferences,
+       created_at, last_active
+FROM users
+WHERE user_id = :user_id
+"""
+ODD_ROW = adhoc("odd_row :one -> User", postgres=ODD_ROW_SQL, sqlite=ODD_ROW_SQL)
+
+
 async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Database) -> None:
-    stmt = users.STATEMENTS.get_user.for_dialect(db.dialect)
-    decode = db._decoder(stmt, User)
     with pytest.raises(DatabaseError, match="1 columns for 9 fields"):
-        decode(("only one column",))
-    row = [str(uuid.uuid4()), "Ana", "a@b.co", "no-such-role", "[]", None, "{}", None, None]
+        await db.fetch_one(User, SHORT_ROW)
+    user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     with pytest.raises(DatabaseError, match="role"):
-        decode(row)
+        await db.fetch_one(User, ODD_ROW, user_id=user.user_id)
 
 
 @pytest.mark.parametrize(
@@ -361,11 +398,13 @@ async def test_a_row_that_does_not_fit_its_record_is_a_database_error(db: Databa
 )
 def test_actor_rejects_bad_values(kwargs: dict[str, str], field: str) -> None:
     with pytest.raises(stratus_sql.InvalidInput, match=field):
+        # Actor takes the text of a UUID too, but its field is typed as the UUID it keeps.
         Actor(**kwargs)  # type: ignore[arg-type]
 
 
 def test_actor_normalizes_its_values() -> None:
     user_id = uuid.uuid4()
+    # Actor takes the text of a UUID too, but its field is typed as the UUID it keeps.
     actor = Actor(user_id=str(user_id), ip_address="2001:DB8::0001")  # type: ignore[arg-type]
     assert actor.user_id == user_id
     assert actor.ip_address == "2001:db8::1"
@@ -406,16 +445,18 @@ async def test_waiting_for_the_sqlite_writer_is_bounded(sqlite_url: str) -> None
 
         holder = asyncio.get_running_loop().create_task(hold())
         await started.wait()
+        refused = email()
         with pytest.raises(stratus_sql.Conflict, match="DB_BUSY_TIMEOUT_MS"):
-            await users.create_user(db, name="Ana", email=email(), role="pilot")
+            await users.create_user(db, name="Ana", email=refused, role="pilot")
         release.set()
         await holder
-        assert await users.create_user(db, name="Ana", email=email(), role="pilot")
+        created = await users.create_user(db, name="Ana", email=email(), role="pilot")
+        assert await users.get_user(db, created.user_id) == created
+        assert await users.get_user_by_email(db, refused) is None
 
 
 async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Database) -> None:
     from stratus_sql.queries import conversations
-    from stratus_sql.queries._input import encode_cursor
 
     user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     c = await conversations.create_conversation(db, user_id=user.user_id, title="t")
@@ -426,17 +467,20 @@ async def test_datetimes_far_from_now_compare_alike_on_both_backends(db: Databas
         content="x",
         message_type="system",
     )
-    before_year_1000 = encode_cursor("0999-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    before_year_1000 = conversations.message_cursor(datetime(999, 1, 1, tzinfo=UTC), uuid.uuid4())
     page = await conversations.list_messages(db, c.conversation_id, before=before_year_1000)
     assert page.items == []
-    after_year_9000 = encode_cursor("9000-01-01T00:00:00+00:00", str(uuid.uuid4()))
+    after_year_9000 = conversations.message_cursor(datetime(9000, 1, 1, tzinfo=UTC), uuid.uuid4())
     assert (
         len(
             (await conversations.list_messages(db, c.conversation_id, before=after_year_9000)).items
         )
         == 1
     )
-    out_of_range = encode_cursor("0001-01-01T00:00:00+01:00", str(uuid.uuid4()))
+    an_hour_east = timezone(timedelta(hours=1))
+    out_of_range = conversations.message_cursor(
+        datetime(1, 1, 1, tzinfo=an_hour_east), uuid.uuid4()
+    )
     with pytest.raises(stratus_sql.InvalidInput):
         await conversations.list_messages(db, c.conversation_id, before=out_of_range)
 

@@ -13,6 +13,7 @@ import pytest
 import stratus_sql
 from stratus_sql.cache import MemoryCache, flush_accesses
 from stratus_sql.queries import memory, users
+from tests.checks import present
 
 U1, U2 = uuid.uuid4(), uuid.uuid4()
 
@@ -117,7 +118,7 @@ async def test_the_cache_switches_off_while_its_listener_is_down(
             memory_type="critical",
             importance_score=1,
         )
-        assert (await memory.get_memory(db, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+        assert present(await memory.get_memory(db, user.user_id, "k")).value == "depois"
         for _ in range(150):
             if cache.active:
                 break
@@ -145,10 +146,10 @@ async def test_cached_access_counts_never_go_back_after_a_flush(database_url: st
         )
         counts = []
         for _ in range(3):
-            counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
+            counts.append(present(await memory.get_memory(db, user.user_id, "k")).access_count)
         await flush_accesses(db)
         for _ in range(2):
-            counts.append((await memory.get_memory(db, user.user_id, "k")).access_count)  # type: ignore[union-attr]
+            counts.append(present(await memory.get_memory(db, user.user_id, "k")).access_count)
         assert counts == sorted(counts)
         assert counts[-1] == 5
 

@@ -6,13 +6,22 @@ import asyncio
 import math
 import statistics
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from stratus_sql import Database, InvalidInput, NotFound
 from stratus_sql.queries import conversations as conv
-from stratus_sql.records import Conversation, ConversationStatus, Message, MessageType, User
+from stratus_sql.records import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageType,
+    Page,
+    User,
+)
+from tests.checks import present
 
 
 async def test_create_and_get_round_trip(db: Database, user: User) -> None:
@@ -50,6 +59,7 @@ async def test_create_rejects_bad_input(
 ) -> None:
     kwargs: dict[str, object] = {"user_id": user.user_id, "title": "ok", field: value}
     with pytest.raises(InvalidInput, match=field):
+        # wrong types on purpose: the refusal is what is tested
         await conv.create_conversation(db, **kwargs)  # type: ignore[arg-type]
     assert (await conv.list_conversations(db, user.user_id)).items == []
 
@@ -147,7 +157,7 @@ async def test_add_message_to_unknown_or_deleted_conversation_writes_nothing(
         )
     assert (await conv.list_messages(db, c.conversation_id)).items == []
     assert (await conv.list_messages(db, c2.conversation_id)).items == []
-    assert (await conv.get_conversation(db, c2.conversation_id)).message_count == 0  # type: ignore[union-attr]
+    assert present(await conv.get_conversation(db, c2.conversation_id)).message_count == 0
 
 
 @pytest.mark.parametrize(
@@ -184,6 +194,7 @@ async def test_add_message_rejects_bad_input_and_writes_nothing(
         field: value,
     }
     with pytest.raises(InvalidInput, match=field):
+        # wrong types on purpose: the refusal is what is tested
         await conv.add_message(db, **kwargs)  # type: ignore[arg-type]
     assert (await conv.get_conversation(db, c.conversation_id)) == c
 
@@ -203,10 +214,13 @@ async def add_many(db: Database, c: Conversation, user: User, n: int) -> list[Me
         ]
 
 
-async def page_all(fetch, limit: int) -> tuple[list[object], list[int]]:  # type: ignore[no-untyped-def]
-    seen: list[object] = []
+async def page_all(
+    fetch: Callable[..., Awaitable[Page[Message]]], limit: int
+) -> tuple[list[Message], list[int]]:
+    """Every item of a listing, page by page (`fetch(limit=, before=)`), and the page sizes."""
+    seen: list[Message] = []
     sizes: list[int] = []
-    cursor = None
+    cursor: str | None = None
     while True:
         page = await fetch(limit=limit, before=cursor)
         seen.extend(page.items)
@@ -226,9 +240,22 @@ async def test_list_messages_pages_newest_first_without_gaps(db: Database, user:
     assert seen == added[::-1]
 
 
+async def test_message_cursor_lists_the_messages_older_than_one(db: Database, user: User) -> None:
+    c = await conv.create_conversation(db, user_id=user.user_id, title="Cursor")
+    added = await add_many(db, c, user, 3)
+    page = await conv.list_messages(db, c.conversation_id, limit=2)
+    last = page.items[-1]
+    assert page.next_cursor == conv.message_cursor(last.created_at, last.message_id)
+    older = await conv.list_messages(
+        db, c.conversation_id, before=conv.message_cursor(added[1].created_at, added[1].message_id)
+    )
+    assert older.items == [added[0]]
+
+
 async def test_list_messages_rejects_bad_cursor_and_limit(db: Database, user: User) -> None:
     c = await conv.create_conversation(db, user_id=user.user_id, title="x")
-    for bad in ("nope", "W1siYSJdXQ", conv.encode_cursor("2026-01-01T00:00:00", str(uuid.uuid4()))):  # type: ignore[attr-defined]
+    no_time_zone = conv.message_cursor(datetime(2026, 1, 1), uuid.uuid4())
+    for bad in ("nope", "W1siYSJdXQ", no_time_zone):
         with pytest.raises(InvalidInput, match="cursor"):
             await conv.list_messages(db, c.conversation_id, before=bad)
     with pytest.raises(InvalidInput, match="limit"):
@@ -259,9 +286,9 @@ async def test_list_conversations_most_recent_first_and_hides_deleted(
     assert (await conv.list_conversations(db, user.user_id, status="active")).items == [first_now]
     assert (await conv.list_conversations(db, user.user_id, status="archived")).items == [archived]
     assert (await conv.list_conversations(db, user.user_id, status="deleted")).items == [deleted]
-    assert await conv.delete_conversation(db, third.conversation_id) == deleted.model_copy(
-        update={"updated_at": (await conv.get_conversation(db, third.conversation_id)).updated_at}  # type: ignore[union-attr]
-    )
+    deleted_again = await conv.delete_conversation(db, third.conversation_id)
+    third_now = present(await conv.get_conversation(db, third.conversation_id))
+    assert deleted_again == deleted.model_copy(update={"updated_at": third_now.updated_at})
     with pytest.raises(NotFound):
         await conv.archive_conversation(db, third.conversation_id)
     with pytest.raises(NotFound):
@@ -313,7 +340,7 @@ async def test_compact_conversation_archives_all_but_the_newest(db: Database, us
     )
     assert (await conv.list_messages(db, c.conversation_id)).items == []
     assert len((await conv.list_archived_messages(db, c.conversation_id)).items) == 11
-    assert (await conv.get_conversation(db, c.conversation_id)).message_count == 11  # type: ignore[union-attr]
+    assert present(await conv.get_conversation(db, c.conversation_id)).message_count == 11
     assert again.summary == "Tudo arquivado."
 
 
@@ -328,6 +355,7 @@ async def test_compact_rejects_bad_input_and_missing_conversations(
         {"keep_last": 1, "summary": " "},
     ):
         with pytest.raises(InvalidInput):
+            # wrong types on purpose: the refusal is what is tested
             await conv.compact_conversation(db, c.conversation_id, **kwargs)  # type: ignore[arg-type]
     assert len((await conv.list_messages(db, c.conversation_id)).items) == 2
     with pytest.raises(NotFound):
@@ -402,31 +430,25 @@ async def test_usage_stats_by_day_with_gaps_filled(db: Database, user: User) -> 
 )
 async def test_usage_stats_rejects_bad_ranges(db: Database, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
+        # wrong types on purpose: the refusal is what is tested
         await conv.usage_stats(db, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"since": date.max, "until": date.max},
-        {"since": date.min, "until": date.min},
-    ],
-)
-async def test_usage_stats_refuses_the_edges_of_time(
-    db: Database, kwargs: dict[str, object]
-) -> None:
+@pytest.mark.parametrize("day", [date.max, date.min])
+async def test_usage_stats_refuses_the_edges_of_time(db: Database, day: date) -> None:
     with pytest.raises(InvalidInput):
-        await conv.usage_stats(db, **kwargs)  # type: ignore[arg-type]
+        await conv.usage_stats(db, since=day, until=day)
 
 
 async def test_purge_refuses_counts_beyond_its_range(db: Database) -> None:
     for kwargs in ({"older_than_days": 2**40}, {"older_than_days": 1, "batch_size": 10**9}):
         with pytest.raises(InvalidInput):
-            await conv.purge_conversations(db, **kwargs)  # type: ignore[arg-type]
+            await conv.purge_conversations(db, **kwargs)
 
 
 async def test_bytes_are_refused_as_message_content_and_summary(db: Database, user: User) -> None:
     chat = await conv.create_conversation(db, user_id=user.user_id, title="bytes")
+    # wrong types on purpose: the refusal is what is tested
     with pytest.raises(InvalidInput, match="content"):
         await conv.add_message(
             db, conversation_id=chat.conversation_id, user_id=user.user_id,

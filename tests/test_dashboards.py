@@ -62,5 +62,6 @@ async def test_bad_names_are_rejected_and_nothing_written(
     db: Database, user: User, name: object
 ) -> None:
     with pytest.raises(InvalidInput, match="name"):
+        # wrong types on purpose: the refusal is what is tested
         await dashboards.create_dashboard(db, user_id=user.user_id, name=name)  # type: ignore[arg-type]
     assert await dashboards.list_dashboards(db, user.user_id) == []

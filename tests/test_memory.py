@@ -7,22 +7,38 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Required, TypedDict
 
 import pytest
 
 import stratus_sql
-from stratus_sql import Database, InvalidInput, NotFound
+from stratus_sql import Database, Executor, InvalidInput, NotFound
 from stratus_sql.queries import memory, users
 from stratus_sql.records import MemoryEntry, MemoryType, User
+from tests.checks import present
 
 HOUR = timedelta(hours=1)
 
 
 async def remember(
-    db: Database, user: User, key: str, value: object, **kwargs: object
+    db: Executor,
+    user: User,
+    key: str,
+    value: object,
+    *,
+    memory_type: str = "long_term",
+    importance_score: float = 0.5,
+    expires_at: datetime | None = None,
 ) -> MemoryEntry:
-    fields: dict[str, object] = {"memory_type": "long_term", "importance_score": 0.5, **kwargs}
-    return await memory.store_memory(db, user_id=user.user_id, key=key, value=value, **fields)  # type: ignore[arg-type]
+    return await memory.store_memory(
+        db,
+        user_id=user.user_id,
+        key=key,
+        value=value,
+        memory_type=memory_type,
+        importance_score=importance_score,
+        expires_at=expires_at,
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,6 +117,7 @@ async def test_purge_expired_deletes_in_batches(db: Database, user: User) -> Non
     assert await memory.forget_memory(db, user.user_id, "velha0") is False
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InvalidInput, match="batch_size"):
+            # wrong types on purpose: the refusal is what is tested
             await memory.purge_expired(db, batch_size=bad)  # type: ignore[arg-type]
 
 
@@ -149,6 +166,7 @@ async def test_store_rejects_bad_input_and_writes_nothing(
     }
     kwargs[field] = value
     with pytest.raises(InvalidInput, match=field):
+        # wrong types on purpose: the refusal is what is tested
         await memory.store_memory(db, user_id=user.user_id, **kwargs)  # type: ignore[arg-type]
     assert await memory.get_memory(db, user.user_id, "alvo") is None
 
@@ -247,6 +265,12 @@ async def test_search_treats_any_query_as_words(db: Database, user: User, query:
     assert await memory.get_memory(db, user.user_id, "k") is not None
 
 
+class SearchArguments(TypedDict, total=False):
+    query: Required[str]
+    limit: int
+    memory_types: list[MemoryType | str]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -259,10 +283,10 @@ async def test_search_treats_any_query_as_words(db: Database, user: User, query:
     ],
 )
 async def test_search_rejects_bad_arguments(
-    db: Database, user: User, kwargs: dict[str, object], field: str
+    db: Database, user: User, kwargs: SearchArguments, field: str
 ) -> None:
     with pytest.raises(InvalidInput, match=field):
-        await memory.search_memories(db, user.user_id, **kwargs)  # type: ignore[arg-type]
+        await memory.search_memories(db, user.user_id, **kwargs)
 
 
 async def test_cached_reads_still_count_accesses(database_url: str) -> None:
@@ -307,17 +331,17 @@ async def test_cached_accesses_are_flushed_within_a_second(database_url: str) ->
 
 async def test_writes_through_the_database_invalidate_its_cache(db: Database, user: User) -> None:
     await remember(db, user, "k", "antes")
-    assert (await memory.get_memory(db, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
+    assert present(await memory.get_memory(db, user.user_id, "k")).value == "antes"
     assert [h.entry.value for h in await memory.search_memories(db, user.user_id, "antes")] == [
         "antes"
     ]
     await remember(db, user, "k", "depois")
-    assert (await memory.get_memory(db, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+    assert present(await memory.get_memory(db, user.user_id, "k")).value == "depois"
     assert await memory.search_memories(db, user.user_id, "antes") == []
     async with db.transaction() as tx:
-        await remember(tx, user, "k", "na transação")  # type: ignore[arg-type]
-        assert (await memory.get_memory(tx, user.user_id, "k")).value == "na transação"  # type: ignore[union-attr]
-    assert (await memory.get_memory(db, user.user_id, "k")).value == "na transação"  # type: ignore[union-attr]
+        await remember(tx, user, "k", "na transação")
+        assert present(await memory.get_memory(tx, user.user_id, "k")).value == "na transação"
+    assert present(await memory.get_memory(db, user.user_id, "k")).value == "na transação"
     await memory.forget_memory(db, user.user_id, "k")
     assert await memory.get_memory(db, user.user_id, "k") is None
     assert db.cache_stats().invalidations >= 3
@@ -338,12 +362,12 @@ async def test_a_committed_write_elsewhere_is_seen_at_once_on_postgres(
         await remember(a, user, "k", "antes")
         # Each committed store reaches b as a NOTIFY; the event loop reads it within moments.
         await until(lambda: b.cache_stats().invalidations >= 1)
-        assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
-        assert (await memory.get_memory(b, user.user_id, "k")).value == "antes"  # type: ignore[union-attr]
+        assert present(await memory.get_memory(b, user.user_id, "k")).value == "antes"
+        assert present(await memory.get_memory(b, user.user_id, "k")).value == "antes"
         assert b.cache_stats().hits == 1
         await remember(a, user, "k", "depois")
         await until(lambda: b.cache_stats().invalidations >= 2)
-        assert (await memory.get_memory(b, user.user_id, "k")).value == "depois"  # type: ignore[union-attr]
+        assert present(await memory.get_memory(b, user.user_id, "k")).value == "depois"
 
 
 async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:

@@ -7,6 +7,8 @@ import random
 import statistics
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -17,8 +19,12 @@ from stratus_sql.records import Metric, MetricBucket, MetricSample, User
 FIELDS = ("ia_efficiency", "model_accuracy", "processing_time_ms", "memory_usage_mb", "error_rate")
 
 
-def sample(user: User, **overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
+# A sample as record_metrics takes it: a mapping of its fields to their values.
+Sample = dict[str, Any]
+
+
+def sample(user: User, **overrides: object) -> Sample:
+    base: Sample = {
         "user_id": user.user_id,
         "ia_efficiency": 0.9,
         "model_accuracy": 0.95,
@@ -56,23 +62,21 @@ def percentile_cont(values: list[float], q: float) -> float:
     return ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
 
 
-def reference(
-    samples: list[dict[str, object]], period: str, now: datetime
-) -> list[dict[str, object]]:
+def reference(samples: list[Sample], period: str, now: datetime) -> list[dict[str, object]]:
     count, width = metrics.PERIODS[period]
     since = now - timedelta(seconds=count * width)
     out = []
     for i in range(count):
         start = since + timedelta(seconds=i * width)
         end = start + timedelta(seconds=width)
-        inside = [s for s in samples if start <= s["timestamp"] < end]  # type: ignore[operator]
+        inside = [s for s in samples if start <= s["timestamp"] < end]
         bucket: dict[str, object] = {"bucket_start": start, "samples": len(inside)}
         for f in FIELDS:
-            bucket[f] = statistics.fmean(s[f] for s in inside) if inside else None  # type: ignore[misc]
+            bucket[f] = statistics.fmean(s[f] for s in inside) if inside else None
         bucket["processing_time_p95_ms"] = (
-            percentile_cont([s["processing_time_ms"] for s in inside], 0.95) if inside else None  # type: ignore[misc]
+            percentile_cont([s["processing_time_ms"] for s in inside], 0.95) if inside else None
         )
-        bucket["error_rate_max"] = max(s["error_rate"] for s in inside) if inside else None  # type: ignore[type-var]
+        bucket["error_rate_max"] = max(s["error_rate"] for s in inside) if inside else None
         out.append(bucket)
     return out
 
@@ -103,7 +107,7 @@ async def test_series_matches_a_reference_computed_from_the_samples(
     board = await dashboards.create_dashboard(
         db, user_id=user.user_id, name="AI Monitoring Dashboard"
     )
-    samples: list[dict[str, object]] = []
+    samples: list[Sample] = []
     for _ in range(600):
         owner = rng.choice([user, other])
         samples.append(
@@ -128,14 +132,16 @@ async def test_series_matches_a_reference_computed_from_the_samples(
 
     mine = [s for s in samples if s["user_id"] == user.user_id]
     on_board = [s for s in samples if s.get("dashboard_id") == board.dashboard_id]
-    cases = [
-        ({"user_id": user.user_id}, mine),
-        ({"dashboard_id": board.dashboard_id}, on_board),
-        ({"user_id": user.user_id, "dashboard_id": board.dashboard_id}, on_board),
-        ({}, samples),
+    cases: list[tuple[UUID | None, UUID | None, list[Sample]]] = [
+        (user.user_id, None, mine),
+        (None, board.dashboard_id, on_board),
+        (user.user_id, board.dashboard_id, on_board),
+        (None, None, samples),
     ]
-    for filters, subset in cases:
-        series = await metrics.dashboard_series(db, period=period, now=now, **filters)  # type: ignore[arg-type]
+    for user_id, dashboard_id, subset in cases:
+        series = await metrics.dashboard_series(
+            db, period=period, now=now, user_id=user_id, dashboard_id=dashboard_id
+        )
         assert_matches(series, reference(subset, period, now))
     assert any(b.samples == 0 for b in series)
 
@@ -171,7 +177,7 @@ async def test_record_metrics_accepts_samples_and_mappings_and_defaults_the_time
     before = datetime.now(UTC)
     stored = await metrics.record_metrics(
         db,
-        [MetricSample(**sample(user), periodo="1h"), sample(user)],  # type: ignore[arg-type]
+        [MetricSample(**sample(user), periodo="1h"), sample(user)],
     )
     assert stored == 2
     series = await metrics.dashboard_series(
@@ -243,6 +249,7 @@ async def test_a_sample_of_a_missing_user_rejects_the_whole_batch(db: Database, 
 @pytest.mark.parametrize("samples", [{"user_id": 1}, "abc", 42, [1]])
 async def test_samples_must_be_an_iterable_of_samples(db: Database, samples: object) -> None:
     with pytest.raises(InvalidInput, match="samples"):
+        # wrong types on purpose: the refusal is what is tested
         await metrics.record_metrics(db, samples)  # type: ignore[arg-type]
 
 
@@ -254,6 +261,7 @@ async def test_series_arguments_are_checked(db: Database) -> None:
     with pytest.raises(InvalidInput, match="user_id"):
         await metrics.dashboard_series(db, user_id="x")
     with pytest.raises(InvalidInput, match="allow_stale"):
+        # wrong types on purpose: the refusal is what is tested
         await metrics.dashboard_series(db, allow_stale="yes")  # type: ignore[call-overload]
 
 
@@ -326,7 +334,8 @@ async def test_series_refuses_periods_and_times_it_cannot_hold(
     db: Database, kwargs: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidInput):
-        await metrics.dashboard_series(db, **kwargs)  # type: ignore[arg-type]
+        # wrong types on purpose: the refusal is what is tested
+        await metrics.dashboard_series(db, **kwargs)  # type: ignore[call-overload]
 
 
 async def test_samples_at_the_edges_of_time_are_refused(db: Database, user: User) -> None:

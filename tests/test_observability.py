@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -13,10 +14,14 @@ import stratus_sql
 from stratus_sql import Database, JsonFormatter, trace
 from stratus_sql.cli import main
 from stratus_sql.queries import users
+from tests.checks import adhoc
+
+# A log line as the JSON the formatter writes: nested objects of any JSON values.
+LogLines = Callable[[], list[dict[str, Any]]]
 
 
 @pytest.fixture
-def log_lines() -> Callable[[], list[dict[str, object]]]:
+def log_lines() -> Iterator[LogLines]:
     """Captures the stratus_sql logger's lines as the JSON the formatter writes."""
     records: list[logging.LogRecord] = []
 
@@ -38,14 +43,14 @@ def log_lines() -> Callable[[], list[dict[str, object]]]:
 
 
 async def test_every_statement_is_logged_as_json_without_its_parameters(
-    db: Database, log_lines: Callable[[], list[dict[str, object]]]
+    db: Database, log_lines: LogLines
 ) -> None:
     secret = f"segredo.{uuid.uuid4().hex}@example.com"
     with trace("req-42"):
         user = await users.create_user(db, name="Ana", email=secret, role="pilot")
         await users.get_user(db, user.user_id)
     lines = log_lines()
-    names = [line["metrics"]["statement"] for line in lines]  # type: ignore[index]
+    names = [line["metrics"]["statement"] for line in lines]
     assert names[-2:] == ["create_user", "get_user"]
     last = lines[-1]
     assert set(last) >= {
@@ -53,19 +58,17 @@ async def test_every_statement_is_logged_as_json_without_its_parameters(
         "process_id", "thread_id", "metrics",
     }  # fmt: skip
     assert (last["level"], last["log_type"], last["trace_id"]) == ("DEBUG", "DATABASE", "req-42")
-    assert last["metrics"]["backend"] == db.dialect  # type: ignore[index]
-    assert last["metrics"]["rows"] == 1  # type: ignore[index]
-    assert last["metrics"]["operation_duration_ms"] >= 0  # type: ignore[index]
+    assert last["metrics"]["backend"] == db.dialect
+    assert last["metrics"]["rows"] == 1
+    assert last["metrics"]["operation_duration_ms"] >= 0
     assert secret not in orjson.dumps(lines).decode()
 
 
-async def test_slow_statements_are_warnings(
-    database_url: str, log_lines: Callable[[], list[dict[str, object]]]
-) -> None:
+async def test_slow_statements_are_warnings(database_url: str, log_lines: LogLines) -> None:
     settings = stratus_sql.Settings.load(slow_query_ms=0)
     async with await stratus_sql.connect(database_url, settings=settings) as db:
         await users.get_user(db, uuid.uuid4())
-    (line,) = [x for x in log_lines() if x["metrics"]["statement"] == "get_user"]  # type: ignore[index]
+    (line,) = [x for x in log_lines() if x["metrics"]["statement"] == "get_user"]
     assert line["level"] == "WARNING"
     assert str(line["message"]).startswith("slow statement get_user")
 
@@ -112,17 +115,23 @@ def test_trace_ids_are_checked() -> None:
         pass
 
 
+# Run inside a transaction, so on its connection.
+OWN_ACTIVITY = adhoc(
+    "own_application_name :scalar",
+    postgres="SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+)
+APPLICATION_NAME = adhoc(
+    "application_name :scalar", postgres="SELECT current_setting('application_name')"
+)
+
+
 async def test_a_traced_transaction_shows_its_trace_id_in_pg_stat_activity(
     pg_url: str,
 ) -> None:
     async with await stratus_sql.connect(pg_url) as db:
         with trace("req-77"):
             async with db.transaction() as tx:
-                conn = tx._conn._conn  # type: ignore[attr-defined]
-                seen = await conn.fetchval(
-                    "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-                )
+                seen = await tx.fetch_scalar(OWN_ACTIVITY)
         assert seen == "stratus:req-77"
         async with db.transaction() as tx:
-            conn = tx._conn._conn  # type: ignore[attr-defined]
-            assert await conn.fetchval("SELECT current_setting('application_name')") == ""
+            assert await tx.fetch_scalar(APPLICATION_NAME) == ""

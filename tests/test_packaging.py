@@ -3,6 +3,7 @@ and `make demo`'s module prints a user read back from the embedded database."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -12,6 +13,10 @@ import venv
 from pathlib import Path
 
 import pytest
+
+import stratus_sql
+from stratus_sql.queries import users
+from stratus_sql.records import User
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +115,17 @@ def test_readme_quickstart_runs_twice(tmp_path: Path) -> None:
     for _ in range(2):
         run([sys.executable, "quickstart.py"], tmp_path, env)
     assert (tmp_path / "stratus.db").is_file()
+
+    async def licensed_ifr() -> list[User]:
+        async with await stratus_sql.connect(f"sqlite:///{tmp_path}/stratus.db") as db:
+            return (await users.list_users(db, license="IFR")).items
+
+    # The second run found the first run's user: one João, with both runs' changes.
+    (joao,) = asyncio.run(licensed_ifr())
+    assert (joao.name, joao.email, joao.licenses) == (
+        "João Silva",
+        "joao.silva@example.com",
+        ["PP", "PC", "IFR"],
+    )
+    assert joao.preferences == {"idioma": "pt-BR", "unidades": {"altitude": "m"}}
+    assert joao.last_active is not None

@@ -291,9 +291,9 @@ async def test_an_erasure_does_not_launder_tampering_elsewhere(fresh: tuple[Data
                 (target.audit_id,),
             )
     else:
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute("DROP TRIGGER audit_log_no_update")
-            conn.execute(
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+            lite.execute("DROP TRIGGER audit_log_no_update")
+            lite.execute(
                 "UPDATE audit_log SET user_agent = 'forjado' WHERE audit_id = ?", (target.audit_id,)
             )
     assert await users.erase_user(db, other.user_id) is True

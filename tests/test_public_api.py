@@ -76,6 +76,7 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "list_archived_messages",
         "list_conversations",
         "list_messages",
+        "message_cursor",
         "purge_conversations",
         "usage_stats",
     }

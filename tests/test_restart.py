@@ -141,8 +141,10 @@ async def test_with_the_replica_down_reads_fall_back_to_the_primary_and_say_so_o
 async def test_a_replica_or_listen_url_needs_postgres(tmp_path: Path) -> None:
     with pytest.raises(stratus_sql.ConfigError, match="DATABASE_REPLICA_URL"):
         stratus_sql.Settings.load(environ={"DATABASE_REPLICA_URL": "mysql://h/d"}, env_file=None)
-    for name in ("replica_url", "listen_url"):
-        settings = stratus_sql.Settings.load(**{name: "postgresql://h/d"})
+    for settings in (
+        stratus_sql.Settings.load(replica_url="postgresql://h/d"),
+        stratus_sql.Settings.load(listen_url="postgresql://h/d"),
+    ):
         with pytest.raises(stratus_sql.ConfigError, match="only to a PostgreSQL"):
             await stratus_sql.connect(f"sqlite:///{tmp_path}/x.db", settings=settings)
 

@@ -144,7 +144,7 @@ async def test_run_transaction_reruns_the_loser_of_a_deadlock(
             db.run_transaction(crossing(first, second)),
             db.run_transaction(crossing(second, first)),
         )
-        assert done == ["Ana", "Bia"]
+        assert list(done) == ["Ana", "Bia"]
         assert len(runs) == 3  # two first attempts and one rerun
         retries = {k: v.retries for k, v in db.stats().items() if k.startswith("run_transaction")}
         assert sum(retries.values()) == 1

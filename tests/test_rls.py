@@ -3,19 +3,25 @@ rows, through query functions and through raw SQL alike; SQLite refuses scoping.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import BaseModel
 
 import stratus_sql
 import stratus_sql.queries.audit
-from stratus_sql import Actor, Database, StratusError, UsageError
+from stratus_sql import Actor, Database, DatabaseError, Executor, StratusError, UsageError
 from stratus_sql.drivers import pgconnect as postgres
 from stratus_sql.queries import conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
+from tests.checks import adhoc, present
 
 
 @pytest.fixture
@@ -45,10 +51,17 @@ async def owner(db: Database, role: str = "pilot") -> User:
     return user
 
 
-async def raw(tx: object, sql: str, *args: object) -> list[object]:
-    """SQL run straight on the transaction's own connection."""
-    conn = tx._conn._conn  # type: ignore[attr-defined]
-    return list(await conn.fetch(sql, *args))
+class Column(BaseModel):
+    """The one column of a row of SQL a test runs, of any type."""
+
+    value: Any
+
+
+async def raw(tx: Executor, sql: str, **params: object) -> list[object]:
+    """SQL of the test's own (one column, `:name` parameters) run inside the transaction, on
+    its connection: the column's values."""
+    rows = await tx.fetch_many(Column, adhoc("raw_sql :many -> Column", postgres=sql), **params)
+    return [row.value for row in rows]
 
 
 async def test_a_scoped_transaction_sees_only_its_actors_rows(pg: Database) -> None:
@@ -64,7 +77,7 @@ async def test_a_scoped_transaction_sees_only_its_actors_rows(pg: Database) -> N
         assert await dashboards.list_dashboards(tx, b.user_id) == []
         assert len((await conversations.list_conversations(tx, a.user_id)).items) == 1
         for table in ("users", "conversations", "messages", "memory_entries", "dashboards"):
-            owners = {r["user_id"] for r in await raw(tx, f"SELECT user_id FROM {table}")}  # type: ignore[index]
+            owners = set(await raw(tx, f"SELECT user_id FROM {table}"))
             assert owners == {a.user_id}, table
 
 
@@ -98,22 +111,25 @@ async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Databas
                 }
             ],
         ),
-        lambda tx: raw(tx, "UPDATE users SET name = 'x' WHERE user_id = $1 RETURNING 1", b.user_id),
-        lambda tx: raw(tx, "DELETE FROM memory_entries WHERE user_id = $1 RETURNING 1", b.user_id),
     ]
     for attempt in attempts:
         try:
             async with pg.transaction(actor=actor, scoped=True) as tx:
                 result = await attempt(tx)
-                assert result in ([], None), result  # raw SQL: no row reached
+                assert result in ([], None), result
         except StratusError:
             pass  # refused outright: NotFound, or the policy's WITH CHECK
+    for sql in (
+        "UPDATE users SET name = 'x' WHERE user_id = :user_id RETURNING 1",
+        "DELETE FROM memory_entries WHERE user_id = :user_id RETURNING 1",
+    ):
+        async with pg.transaction(actor=actor, scoped=True) as tx:
+            assert await raw(tx, sql, user_id=b.user_id) == []  # raw SQL: no row reached
     assert await users.get_user(pg, b.user_id) == b_before
-    assert (await users.get_user(pg, b.user_id)).preferences == {}  # type: ignore[union-attr]
-    assert (
-        await conversations.get_conversation(pg, b_chat.conversation_id)
-    ).status.value == "active"  # type: ignore[union-attr]
-    assert (await memory.get_memory(pg, b.user_id, "k")).value == "segredo"  # type: ignore[union-attr]
+    assert present(await users.get_user(pg, b.user_id)).preferences == {}
+    b_chat_now = present(await conversations.get_conversation(pg, b_chat.conversation_id))
+    assert b_chat_now.status.value == "active"
+    assert present(await memory.get_memory(pg, b.user_id, "k")).value == "segredo"
     assert len((await conversations.list_conversations(pg, b.user_id)).items) == 1
 
 
@@ -130,7 +146,11 @@ async def test_an_admin_actor_reads_every_users_rows_but_writes_only_its_own(pg:
         assert await users.get_user(tx, b.user_id) == await users.get_user(pg, b.user_id)
         assert len((await conversations.list_conversations(tx, b.user_id)).items) == 1
         assert (
-            await raw(tx, "UPDATE users SET name = 'x' WHERE user_id = $1 RETURNING 1", b.user_id)
+            await raw(
+                tx,
+                "UPDATE users SET name = 'x' WHERE user_id = :user_id RETURNING 1",
+                user_id=b.user_id,
+            )
             == []
         )
 
@@ -152,29 +172,49 @@ async def test_sqlite_refuses_scoped_transactions(sqlite_url: str) -> None:
                 pass
 
 
-async def test_connecting_as_a_superuser_warns_once(pg_url: str) -> None:
-    postgres._warned = False
-    with pytest.warns(postgres.UnprotectedRoleWarning, match="row-level security"):
-        db = await stratus_sql.connect(pg_url)
-    await db.close()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", postgres.UnprotectedRoleWarning)
-        db = await stratus_sql.connect(pg_url)  # said once per process
-    await db.close()
+# Connects twice in a process of its own (this one may have warned already) and prints, after
+# each connection, the messages of the UnprotectedRoleWarnings raised so far.
+CONNECTS_TWICE = """
+import asyncio, json, sys, warnings
+import stratus_sql
+from stratus_sql.drivers.pgconnect import UnprotectedRoleWarning
+async def main():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnprotectedRoleWarning)  # no deduplication by Python
+        for _ in range(2):
+            db = await stratus_sql.connect(sys.argv[1])
+            await db.close()
+            said = [str(w.message) for w in caught if w.category is UnprotectedRoleWarning]
+            print(json.dumps(said))
+asyncio.run(main())
+"""
+
+
+def test_connecting_as_a_superuser_warns_once(pg_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECTS_TWICE, pg_url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    after_first, after_second = (json.loads(line) for line in done.stdout.splitlines())
+    assert len(after_first) == 1
+    assert "row-level security" in after_first[0]
+    assert after_second == after_first  # said once per process
 
 
 async def test_the_scoped_role_may_only_append_to_the_audit_trail(pg: Database) -> None:
     a = await owner(pg)
     for sql in (
         "SELECT 1 FROM audit_log",
-        "UPDATE audit_log SET action = 'X' WHERE record_id = $1",
-        "DELETE FROM audit_log WHERE record_id = $1",
+        "UPDATE audit_log SET action = 'X' WHERE record_id = :record_id",
+        "DELETE FROM audit_log WHERE record_id = :record_id",
         "SELECT 1 FROM audit_seals",
     ):
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+        with pytest.raises(DatabaseError, match="permission denied") as refused:
             async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
-                args = (a.user_id,) if "$1" in sql else ()
-                await raw(tx, sql, *args)
+                params = {"record_id": a.user_id} if ":record_id" in sql else {}
+                await raw(tx, sql, **params)
+        assert refused.value.sqlstate == "42501"  # insufficient_privilege
+        assert isinstance(refused.value.__cause__, asyncpg.InsufficientPrivilegeError)
     async with pg.transaction(actor=Actor(user_id=a.user_id), scoped=True) as tx:
         await users.update_preferences(tx, a.user_id, {"via": "escopo"})  # its trigger appends
     (latest,) = await stratus_sql.queries.audit.list_audit(pg, record_id=a.user_id, limit=1)

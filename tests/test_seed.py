@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import pytest
 
@@ -58,12 +59,17 @@ async def test_seed_spreads_samples_over_users(db: Database) -> None:
         assert sum(b.samples for b in series) == 30
 
 
+class Counts(TypedDict, total=False):
+    samples: int
+    users_count: int
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"), [({"samples": -1}, "samples"), ({"users_count": 0}, "users")]
 )
-async def test_seed_rejects_bad_counts(db: Database, kwargs: dict[str, int], field: str) -> None:
+async def test_seed_rejects_bad_counts(db: Database, kwargs: Counts, field: str) -> None:
     with pytest.raises(InvalidInput, match=field):
-        await seed(db, **kwargs)  # type: ignore[arg-type]
+        await seed(db, **kwargs)
 
 
 def test_seed_command_needs_migrations_then_seeds(

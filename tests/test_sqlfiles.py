@@ -35,7 +35,7 @@ def pg(sql: str) -> tuple[str, tuple[str, ...]]:
     return text, params
 
 
-def one(source: str, dialect: str = "postgres"):
+def one(source: str, dialect: str = "postgres") -> Statement:
     (stmt,) = parse(source, dialect, "q.sql")
     return stmt
 

@@ -135,6 +135,7 @@ async def test_update_preferences_of_missing_user_is_not_found(db: Database) -> 
 async def test_update_preferences_rejects_non_objects(db: Database, changes: object) -> None:
     user = await users.create_user(db, name="Ana", email=email(), role="pilot")
     with pytest.raises(InvalidInput, match="changes"):
+        # wrong types on purpose: the refusal is what is tested
         await users.update_preferences(db, user.user_id, changes)  # type: ignore[arg-type]
     assert await users.get_user(db, user.user_id) == user
 
@@ -202,6 +203,7 @@ async def test_list_users_exact_last_page_has_no_cursor(db: Database) -> None:
 )
 async def test_list_users_rejects_bad_arguments(db: Database, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
+        # wrong types on purpose: the refusal is what is tested
         await users.list_users(db, **kwargs)  # type: ignore[arg-type]
 
 
@@ -268,6 +270,7 @@ async def test_create_user_rejects_bad_input_and_writes_nothing(
     code = licence()  # every valid attempt carries it: a listing by it finds what was written
     kwargs: dict[str, object] = {**VALID, "email": email(), "licenses": [code], field: value}
     with pytest.raises(InvalidInput, match=field):
+        # wrong types on purpose: the refusal is what is tested
         await users.create_user(db, **kwargs)  # type: ignore[arg-type]
     assert (await users.list_users(db, license=code)).items == []
     if field != "email":
@@ -276,16 +279,15 @@ async def test_create_user_rejects_bad_input_and_writes_nothing(
 
 async def test_deeply_nested_preferences_are_rejected(db: Database) -> None:
     deep: dict[str, object] = {}
-    node = deep
     for _ in range(70):
-        node["k"] = {}
-        node = node["k"]  # type: ignore[assignment]
+        deep = {"k": deep}
     with pytest.raises(InvalidInput, match="nested deeper"):
         await users.create_user(db, name="Ana", email=email(), role="pilot", preferences=deep)
 
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", 123, None])
 async def test_ids_must_be_uuids(db: Database, bad_id: object) -> None:
+    # wrong types on purpose: the refusal is what is tested
     with pytest.raises(InvalidInput, match="user_id"):
         await users.get_user(db, bad_id)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="user_id"):

@@ -50,6 +50,7 @@ __all__ = [
     "list_archived_messages",
     "list_conversations",
     "list_messages",
+    "message_cursor",
     "purge_conversations",
     "usage_stats",
 ]
@@ -232,6 +233,13 @@ async def list_archived_messages(
 ) -> Page[Message]:
     """The messages compaction archived, newest first, paged like `list_messages`."""
     return await _messages(db, STATEMENTS.list_archived_messages, conversation_id, limit, before)
+
+
+def message_cursor(created_at: datetime, message_id: UUID | str) -> str:
+    """The cursor of a place in `list_messages` or `list_archived_messages`: passed as
+    `before`, it lists the messages older than the one created at `created_at` with id
+    `message_id`, as the `next_cursor` of a page ending at that message does."""
+    return encode_cursor(created_at.isoformat(), str(message_id))
 
 
 async def compact_conversation(
