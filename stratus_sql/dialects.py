@@ -11,6 +11,7 @@ of before is loaded again.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,7 @@ __all__ = [
     "dialects",
     "generation",
     "get_dialect",
+    "on_change",
     "register_dialect",
     "unregister_dialect",
 ]
@@ -126,6 +128,16 @@ def base_chain(name: str) -> list[Dialect]:
     return chain
 
 
+_listeners: list[Callable[[], None]] = []
+
+
+def on_change(listener: Callable[[], None]) -> None:
+    """Call `listener()` whenever a dialect is registered or removed."""
+    _listeners.append(listener)
+
+
 def _changed() -> None:
     global _generation
     _generation += 1
+    for listener in _listeners:
+        listener()

@@ -64,27 +64,19 @@ class Observer:
         self._calls: dict[str, list[Any]] = {}  # name -> [calls, errors, total_ms, samples]
         self._retries: dict[str, int] = {}
 
-    @contextmanager
-    def statement(self, name: str) -> Iterator[list[int]]:
-        """Time the block; the caller puts the row count in the yielded list."""
-        rows = [0]
-        started = time.perf_counter()
-        failed = False
-        try:
-            yield rows
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            self._count(name, elapsed, failed)
-            self._log(name, elapsed, rows[0], failed)
-
     def done(self, name: str, started: float, rows: int, *, failed: bool = False) -> None:
         """Count and log one statement that began at `started` (`time.perf_counter()`)."""
         elapsed = (time.perf_counter() - started) * 1000
-        self._count(name, elapsed, failed)
-        self._log(name, elapsed, rows, failed)
+        with self._lock:
+            entry = self._calls.get(name)
+            if entry is None:
+                entry = self._calls[name] = [0, 0, 0.0, deque(maxlen=_SAMPLES)]
+            entry[0] += 1
+            entry[1] += failed
+            entry[2] += elapsed
+            entry[3].append(elapsed)
+        if elapsed > self.slow_ms or logger.isEnabledFor(logging.DEBUG):
+            self._log(name, elapsed, rows, failed)
 
     def retried(self, name: str) -> None:
         """Count (and log at WARNING) one retry of `name` after a transient error."""
@@ -96,14 +88,6 @@ class Observer:
             self.dialect,
             extra={"trace_id": current_trace_id(), "metrics": {"statement": name}},
         )
-
-    def _count(self, name: str, elapsed: float, failed: bool) -> None:
-        with self._lock:
-            entry = self._calls.setdefault(name, [0, 0, 0.0, deque(maxlen=_SAMPLES)])
-            entry[0] += 1
-            entry[1] += failed
-            entry[2] += elapsed
-            entry[3].append(elapsed)
 
     def _log(self, name: str, elapsed: float, rows: int, failed: bool) -> None:
         slow = elapsed > self.slow_ms

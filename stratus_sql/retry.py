@@ -41,17 +41,23 @@ async def retrying(
     retries: int,
     retry_if: Callable[[StratusError], bool],
     on_retry: Callable[[], None],
+    failed: StratusError | None = None,
 ) -> T:
     """`await attempt()`, run again up to `retries` times, after a jittered backoff, while it
-    fails with an error `retry_if` accepts. The one retry loop: statements, a busy BEGIN and
-    whole transactions (`run_transaction`) all go through it."""
+    fails with an error `retry_if` accepts. `failed`: the first attempt was already made by
+    the caller and failed so (a statement's first try runs outside the loop, which costs
+    nothing when it succeeds). The one retry loop: statements, a busy BEGIN and whole
+    transactions (`run_transaction`) all go through it."""
     tries = 0
     while True:
-        try:
-            return await attempt()
-        except StratusError as exc:
-            if tries >= retries or not retry_if(exc):
-                raise
+        if failed is None:
+            try:
+                return await attempt()
+            except StratusError as exc:
+                failed = exc
+        if tries >= retries or not retry_if(failed):
+            raise failed
+        failed = None
         tries += 1
         on_retry()
         await asyncio.sleep(backoff(tries))

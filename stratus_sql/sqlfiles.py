@@ -38,6 +38,7 @@ dialect's own placeholder style.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -49,6 +50,7 @@ from stratus_sql.dialects import (
     dialects,
     generation,
     get_dialect,
+    on_change,
     register_dialect,
     unregister_dialect,
 )
@@ -107,18 +109,26 @@ _WRITE_WORDS = {
 
 
 class Queries:
-    """The statements of one query module; `Queries.get_user` is the statement `get_user`."""
+    """The statements of one query module; `Queries.get_user` is the statement `get_user`.
+
+    Each statement is a plain attribute (a query's lookup costs nothing). Query modules hold
+    a Queries from their import on, maybe from before a dialect was registered: a change of
+    the registry drops the attributes, and the next lookup loads the module again."""
 
     def __init__(self, module: str, statements: Mapping[str, NamedStatement]) -> None:
         self._module = module
-        self._statements = dict(statements)
-        self._generation = generation()
+        self._statements: dict[str, NamedStatement] = {}
+        self._generation = -1
+        self._use(dict(statements), generation())
+        _live.add(self)
 
     def __getattr__(self, name: str) -> NamedStatement:
-        try:
-            return self._current()[name]
-        except KeyError:
-            raise UsageError(f"sql/*/{self._module}.sql has no statement {name!r}") from None
+        if name.startswith("__"):
+            raise AttributeError(name)
+        found = self._current().get(name)
+        if found is None:
+            raise UsageError(f"sql/*/{self._module}.sql has no statement {name!r}")
+        return found
 
     def __iter__(self) -> Any:
         return iter(self._current().values())
@@ -127,12 +137,30 @@ class Queries:
         return sorted(self._current())
 
     def _current(self) -> dict[str, NamedStatement]:
-        # Query modules hold a Queries from their import on, maybe from before a dialect
-        # was registered: load again once the registry has changed.
         if self._generation != generation():
-            fresh = load_queries(self._module)
-            self._statements, self._generation = fresh._statements, fresh._generation
+            self._use(load_queries(self._module)._statements, generation())
         return self._statements
+
+    def _use(self, statements: dict[str, NamedStatement], loaded_at: int) -> None:
+        self._forget()
+        self._statements, self._generation = statements, loaded_at
+        taken = dir(type(self))
+        self.__dict__.update({n: s for n, s in statements.items() if n not in taken})
+
+    def _forget(self) -> None:
+        for name in self._statements:
+            self.__dict__.pop(name, None)
+
+
+_live: weakref.WeakSet[Queries] = weakref.WeakSet()
+
+
+def _forget_all() -> None:
+    for queries in list(_live):
+        queries._forget()
+
+
+on_change(_forget_all)
 
 
 def load_queries(module: str) -> Queries:

@@ -182,23 +182,21 @@ class PostgresDriver(Driver):
         free = self._leased < self.settings.pool_max_size
         self._leased += 1
         try:
-            return self._pool, await self._acquire(free)
-        except BaseException:
-            self._leased -= 1
-            raise
-
-    async def _acquire(self, free: bool) -> PoolConnectionProxy:
-        try:
             if free:
-                return await self._pool.acquire()
-            return await self._pool.acquire(timeout=self.settings.pool_timeout)
+                return self._pool, await self._pool.acquire()
+            return self._pool, await self._pool.acquire(timeout=self.settings.pool_timeout)
         except TimeoutError:
+            self._leased -= 1
             raise PoolExhausted(
                 f"no free connection in the pool of {self.settings.pool_max_size} within "
                 f"DB_POOL_TIMEOUT ({self.settings.pool_timeout} s)"
             ) from None
         except DRIVER_ERRORS as exc:
+            self._leased -= 1
             raise self._unreachable(exc) from exc
+        except BaseException:
+            self._leased -= 1
+            raise
 
     async def _give_back(
         self, pool: asyncpg.Pool, conn: PoolConnectionProxy, error: BaseException | None
@@ -212,9 +210,15 @@ class PostgresDriver(Driver):
         elif pool is not self._pool and error is None:
             self._replica_down = False
         try:
-            # Only after a failed statement can the connection still be cancelling it (the
-            # wait a hung server never ends); a clean release does no I/O and needs no timer.
-            await _release(pool, conn, None if error is None else self.settings.pool_timeout)
+            # After a timed-out statement asyncpg first waits for the server to acknowledge
+            # the cancel; a server that hangs never does, so the wait is bounded, and ends in
+            # TimeoutError (or a lost link). The statement's own error is the one the caller
+            # must see, so such a connection is closed instead of reported. A clean release
+            # does no I/O and needs no timer.
+            await pool.release(conn, timeout=None if error is None else self.settings.pool_timeout)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         finally:
             if pool is self._pool:
                 self._leased -= 1
@@ -327,19 +331,6 @@ class _Lease:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
         await self._driver._give_back(self._pool, self._conn, error)
-
-
-async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy, budget: float | None) -> None:
-    """Give the connection back to the pool, waiting at most `budget` seconds. After a
-    timed-out statement asyncpg first waits for the server to acknowledge the cancel; a
-    server that hangs never does, and the wait ends in TimeoutError (or a lost link). The
-    statement's own error is the one the caller must see, so such a connection is closed
-    instead of reported."""
-    try:
-        await pool.release(conn, timeout=budget)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        with contextlib.suppress(asyncpg.InterfaceError):
-            conn.terminate()
 
 
 _unnest_inserts: dict[tuple[str, tuple[str, ...]], str] = {}

@@ -101,33 +101,37 @@ class Database(Runner):
         return level if level is not None and level.active else None
 
     async def _run(self, stmt: Statement, op: Op[T]) -> T:
-        level = self._open_transaction()
-        if level is not None:
+        level = _open_transactions.get(_NONE_OPEN).get(id(self))
+        if level is not None and level.active:
             return await level._run(stmt, op)
         if self._closed:
             raise UsageError("the database is closed")
         writes = not stmt.readonly
-        driver = self._driver
-
-        async def attempt() -> T:
-            try:
-                async with driver.connection(write=writes) as conn:
-                    return await op(conn)
-            except StratusError as exc:
-                if writes and exc.in_flight:
-                    raise CommitUnknown(
-                        f"{stmt.name}: the statement was cut off after it was sent (the "
-                        "connection was lost, or it ran past DB_COMMAND_TIMEOUT); it may or "
-                        "may not have been applied"
-                    ) from exc
-                raise
-
+        try:
+            return await self._attempt(stmt, op, writes)
+        except StratusError as exc:
+            failed = exc
         return await retrying(
-            attempt,
+            lambda: self._attempt(stmt, op, writes),
             retries=self.settings.retry_attempts,
             retry_if=lambda exc: may_retry(exc, writes=writes),
             on_retry=lambda: self._observer.retried(stmt.name),
+            failed=failed,
         )
+
+    async def _attempt(self, stmt: Statement, op: Op[T], writes: bool) -> T:
+        """One try of a statement outside a transaction, on a connection of its own."""
+        try:
+            async with self._driver.connection(write=writes) as conn:
+                return await op(conn)
+        except StratusError as exc:
+            if writes and exc.in_flight:
+                raise CommitUnknown(
+                    f"{stmt.name}: the statement was cut off after it was sent (the "
+                    "connection was lost, or it ran past DB_COMMAND_TIMEOUT); it may or "
+                    "may not have been applied"
+                ) from exc
+            raise
 
     @asynccontextmanager
     async def transaction(
