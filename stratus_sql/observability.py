@@ -22,7 +22,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "Observer", "StatementStats", "current_trace_id", "logger", "trace"]
+__all__ = [
+    "JsonFormatter",
+    "Observer",
+    "StatementStats",
+    "Timing",
+    "current_trace_id",
+    "logger",
+    "trace",
+]
 
 logger = logging.getLogger("stratus_sql")
 _trace_id: ContextVar[str | None] = ContextVar("stratus_trace_id", default=None)
@@ -63,6 +71,10 @@ class Observer:
         self._lock = threading.Lock()
         self._calls: dict[str, list[Any]] = {}  # name -> [calls, errors, total_ms, samples]
         self._retries: dict[str, int] = {}
+
+    def timing(self, name: str) -> Timing:
+        """`with observer.timing(name) as t:` times the block; set `t.rows` for the log."""
+        return Timing(self, name)
 
     def done(self, name: str, started: float, rows: int, *, failed: bool = False) -> None:
         """Count and log one statement that began at `started` (`time.perf_counter()`)."""
@@ -127,6 +139,25 @@ class Observer:
                 if name not in out:
                     out[name] = StatementStats(0, 0, 0.0, 0.0, retries)
             return out
+
+
+class Timing:
+    """One statement being timed (a plain object, not a generator: it is on every call)."""
+
+    __slots__ = ("_name", "_observer", "_started", "rows")
+
+    def __init__(self, observer: Observer, name: str) -> None:
+        self._observer = observer
+        self._name = name
+        self.rows = 0
+
+    def __enter__(self) -> Timing:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
+        failed = kind is not None
+        self._observer.done(self._name, self._started, 0 if failed else self.rows, failed=failed)
 
 
 class JsonFormatter(logging.Formatter):

@@ -198,31 +198,6 @@ class PostgresDriver(Driver):
             self._leased -= 1
             raise
 
-    async def _give_back(
-        self, pool: asyncpg.Pool, conn: PoolConnectionProxy, error: BaseException | None
-    ) -> None:
-        if isinstance(error, DatabaseUnavailable):
-            # Never hand a connection that failed this way to the next caller.
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
-            if pool is not self._pool:
-                self._replica_lost(error)
-        elif pool is not self._pool and error is None:
-            self._replica_down = False
-        try:
-            # After a timed-out statement asyncpg first waits for the server to acknowledge
-            # the cancel; a server that hangs never does, so the wait is bounded, and ends in
-            # TimeoutError (or a lost link). The statement's own error is the one the caller
-            # must see, so such a connection is closed instead of reported. A clean release
-            # does no I/O and needs no timer.
-            await pool.release(conn, timeout=None if error is None else self.settings.pool_timeout)
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
-        finally:
-            if pool is self._pool:
-                self._leased -= 1
-
     def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         # Nothing was sent yet, so any statement may be retried, but only when the cause can
         # pass: a lost link or a server starting, not a bad password or a closed pool.
@@ -330,7 +305,29 @@ class _Lease:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
-        await self._driver._give_back(self._pool, self._conn, error)
+        driver, pool, conn = self._driver, self._pool, self._conn
+        if isinstance(error, DatabaseUnavailable):
+            # Never hand a connection that failed this way to the next caller.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            if pool is not driver._pool:
+                driver._replica_lost(error)
+        elif pool is not driver._pool and error is None:
+            driver._replica_down = False
+        try:
+            # After a timed-out statement asyncpg first waits for the server to acknowledge
+            # the cancel; a server that hangs never does, so the wait is bounded, and ends in
+            # TimeoutError (or a lost link). The statement's own error is the one the caller
+            # must see, so such a connection is closed instead of reported. A clean release
+            # does no I/O and needs no timer.
+            budget = None if error is None else driver.settings.pool_timeout
+            await pool.release(conn, timeout=budget)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+        finally:
+            if pool is driver._pool:
+                driver._leased -= 1
 
 
 _unnest_inserts: dict[tuple[str, tuple[str, ...]], str] = {}

@@ -36,6 +36,19 @@ _open_transactions: ContextVar[dict[int, Transaction]] = ContextVar("stratus_tra
 _NONE_OPEN: dict[int, Transaction] = {}
 
 
+def _cut_off(stmt: Statement, exc: StratusError, writes: bool) -> StratusError:
+    """The error a statement outside a transaction raises: CommitUnknown for a write that
+    was cut off after it was sent (it may have been applied), else its own."""
+    if not (writes and exc.in_flight):
+        return exc
+    unknown = CommitUnknown(
+        f"{stmt.name}: the statement was cut off after it was sent (the connection was "
+        "lost, or it ran past DB_COMMAND_TIMEOUT); it may or may not have been applied"
+    )
+    unknown.__cause__ = exc
+    return unknown
+
+
 class Database(Runner):
     """A connected database: an executor, a transaction factory, and `close()`."""
 
@@ -107,10 +120,11 @@ class Database(Runner):
         if self._closed:
             raise UsageError("the database is closed")
         writes = not stmt.readonly
-        try:
-            return await self._attempt(stmt, op, writes)
+        try:  # the first try, outside the retry loop: it costs nothing when it succeeds
+            async with self._driver.connection(write=writes) as conn:
+                return await op(conn)
         except StratusError as exc:
-            failed = exc
+            failed = _cut_off(stmt, exc, writes)
         return await retrying(
             lambda: self._attempt(stmt, op, writes),
             retries=self.settings.retry_attempts,
@@ -120,18 +134,15 @@ class Database(Runner):
         )
 
     async def _attempt(self, stmt: Statement, op: Op[T], writes: bool) -> T:
-        """One try of a statement outside a transaction, on a connection of its own."""
+        """Another try of a statement outside a transaction, on a connection of its own."""
         try:
             async with self._driver.connection(write=writes) as conn:
                 return await op(conn)
         except StratusError as exc:
-            if writes and exc.in_flight:
-                raise CommitUnknown(
-                    f"{stmt.name}: the statement was cut off after it was sent (the "
-                    "connection was lost, or it ran past DB_COMMAND_TIMEOUT); it may or "
-                    "may not have been applied"
-                ) from exc
-            raise
+            error = _cut_off(stmt, exc, writes)
+            if error is exc:
+                raise
+            raise error from exc
 
     @asynccontextmanager
     async def transaction(

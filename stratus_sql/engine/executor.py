@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import ipaddress
-import time
 import types
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -162,7 +161,9 @@ class Runner(abc.ABC):
     async def fetch_one(self, record: type[R], named: NamedStatement, /, **params: Any) -> R | None:
         """Run a `:one` statement: its row as `record`, or None."""
         stmt = self._statement(named, Kind.ONE, record)
-        rows: Sequence[Row] = await self._timed(stmt, lambda c: c.fetch(stmt, params), len)
+        with self._observer.timing(stmt.name) as timing:
+            rows = await self._run(stmt, lambda c: c.fetch(stmt, params))
+            timing.rows = len(rows)
         if not rows:
             return None
         if len(rows) > 1:
@@ -173,25 +174,30 @@ class Runner(abc.ABC):
     async def fetch_many(self, record: type[R], named: NamedStatement, /, **params: Any) -> list[R]:
         """Run a `:many` statement: its rows as `record`s."""
         stmt = self._statement(named, Kind.MANY, record)
-        rows: Sequence[Row] = await self._timed(stmt, lambda c: c.fetch(stmt, params), len)
+        with self._observer.timing(stmt.name) as timing:
+            rows = await self._run(stmt, lambda c: c.fetch(stmt, params))
+            timing.rows = len(rows)
         decode = self._decoder(stmt, record)
         return [decode(row) for row in rows]
 
     async def fetch_scalar(self, named: NamedStatement, /, **params: Any) -> Any:
         """Run a `:scalar` statement: the first column of its first row (None if no row)."""
         stmt = self._statement(named, Kind.SCALAR)
-        return await self._timed(stmt, lambda c: c.fetch_value(stmt, params))
+        with self._observer.timing(stmt.name):
+            return await self._run(stmt, lambda c: c.fetch_value(stmt, params))
 
     async def execute(self, named: NamedStatement, /, **params: Any) -> None:
         """Run an `:exec` statement."""
         stmt = self._statement(named, Kind.EXEC)
-        await self._timed(stmt, lambda c: c.execute(stmt, params))
+        with self._observer.timing(stmt.name):
+            await self._run(stmt, lambda c: c.execute(stmt, params))
 
     async def execute_rows(self, named: NamedStatement, /, **params: Any) -> int:
         """Run an `:execrows` statement: the number of rows it changed."""
         stmt = self._statement(named, Kind.EXECROWS)
-        changed: int = await self._timed(stmt, lambda c: c.execute(stmt, params), int)
-        return changed
+        with self._observer.timing(stmt.name) as timing:
+            timing.rows = await self._run(stmt, lambda c: c.execute(stmt, params))
+        return timing.rows
 
     async def copy(self, named: NamedStatement, rows: Sequence[Sequence[Any]], /) -> int:
         """Bulk-load `rows` with a `:copy` statement, all or nothing; each row holds the
@@ -204,21 +210,9 @@ class Runner(abc.ABC):
                 raise UsageError(f"{stmt.name}: row {i} has {len(row)} values, not {width}")
         if not rows:
             return 0
-        stored: int = await self._timed(stmt, lambda c: c.copy(stmt, rows), int)
-        return stored
-
-    async def _timed(
-        self, stmt: Statement, op: Op[Any], rows: Callable[[Any], int] | None = None
-    ) -> Any:
-        """`_run`, timed and logged; `rows(result)` is the row count the log shows."""
-        started = time.perf_counter()
-        try:
-            result = await self._run(stmt, op)
-        except BaseException:
-            self._observer.done(stmt.name, started, 0, failed=True)
-            raise
-        self._observer.done(stmt.name, started, 0 if rows is None else rows(result))
-        return result
+        with self._observer.timing(stmt.name) as timing:
+            timing.rows = await self._run(stmt, lambda c: c.copy(stmt, rows))
+        return timing.rows
 
     def _statement(
         self, named: NamedStatement, kind: Kind, record: type[BaseModel] | None = None
