@@ -9,16 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stratus_sql.dialects import dialects, get_dialect
 from stratus_sql.errors import ConfigError
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings", "backend_of", "read_env_file", "sqlite_path"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./stratus.db"
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SQLITE_SCHEME = "sqlite:///"
 
 
@@ -80,7 +79,7 @@ class Settings(BaseModel):
             ("DATABASE_REPLICA_URL", settings.replica_url),
             ("DATABASE_LISTEN_URL", settings.listen_url),
         ):
-            if extra is not None and not extra.startswith(_POSTGRES_SCHEMES):
+            if extra is not None and not extra.startswith(get_dialect("postgres").schemes):
                 raise ConfigError(
                     f"{variable}: expected a PostgreSQL URL (postgresql://...), got "
                     f"{extra.split('://')[0]!r}://..."
@@ -93,21 +92,21 @@ class Settings(BaseModel):
         return settings
 
     @property
-    def backend(self) -> Literal["postgres", "sqlite"]:
+    def backend(self) -> str:
+        """The dialect the URL names (`postgres`, `sqlite`, or a registered one's)."""
         return backend_of(self.database_url)
 
 
-def backend_of(url: str) -> Literal["postgres", "sqlite"]:
-    """`postgres` or `sqlite` for a DATABASE_URL; ConfigError for anything else."""
-    if url.startswith(_POSTGRES_SCHEMES):
-        return "postgres"
-    if url.startswith(_SQLITE_SCHEME):
-        sqlite_path(url)
-        return "sqlite"
-    raise ConfigError(
-        "DATABASE_URL must start with postgresql://, postgres:// or sqlite:/// "
-        f"(got {url.split('://')[0]!r}://...)"
-    )
+def backend_of(url: str) -> str:
+    """The dialect whose URL schemes `url` starts with (see `dialects.Dialect.schemes`);
+    ConfigError for anything else."""
+    for dialect in dialects().values():
+        if url.startswith(dialect.schemes):
+            if dialect.name == "sqlite":
+                sqlite_path(url)
+            return dialect.name
+    known = ", ".join(s for d in dialects().values() for s in d.schemes)
+    raise ConfigError(f"DATABASE_URL must start with {known} (got {url.split('://')[0]!r}://...)")
 
 
 def sqlite_path(url: str) -> str:

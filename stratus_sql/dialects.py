@@ -39,19 +39,24 @@ class Dialect:
     `placeholders`: `numbered` (`$1..$n`, as asyncpg wants) or `named` (`:name`, as sqlite3
     wants). `root` is the folder holding `<name>/<module>.sql` (default: the shipped `sql/`).
     A dialect with a `base` holds only the statements that differ from the base's.
+    `schemes`: the DATABASE_URL prefixes that name it (`config.backend_of` reads them).
     """
 
     name: str
     placeholders: Literal["numbered", "named"]
     base: str | None = None
     root: Path | None = None
+    schemes: tuple[str, ...] = ()
 
     def folder(self) -> Path:
         """The folder of this dialect's `<module>.sql` files."""
         return (self.root if self.root is not None else data_dir("sql")) / self.name
 
 
-_SHIPPED = (Dialect("postgres", "numbered"), Dialect("sqlite", "named"))
+_SHIPPED = (
+    Dialect("postgres", "numbered", schemes=("postgresql://", "postgres://")),
+    Dialect("sqlite", "named", schemes=("sqlite:///",)),
+)
 DIALECTS = tuple(d.name for d in _SHIPPED)  # the shipped ones; dialects() has them all
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _registry: dict[str, Dialect] = {d.name: d for d in _SHIPPED}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import stratus_sql
-from stratus_sql import AlreadyExists, Database, NotFound, Settings
+from stratus_sql import AlreadyExists, ConfigError, Database, NotFound, Settings
+from stratus_sql.config import backend_of
 from stratus_sql.database import Database as ConnectedDatabase
 from stratus_sql.drivers.postgres import PostgresDriver
 from stratus_sql.queries import conversations, users
@@ -35,7 +36,9 @@ class ShoutingDriver(PostgresDriver):
 def shouting(tmp_path: Path) -> Iterator[None]:
     (tmp_path / "shouting").mkdir()
     (tmp_path / "shouting" / "users.sql").write_text(SHOUTING_GET_USER)
-    register_dialect(Dialect("shouting", "numbered", base="postgres", root=tmp_path))
+    register_dialect(
+        Dialect("shouting", "numbered", base="postgres", root=tmp_path, schemes=("shout://",))
+    )
     try:
         yield
     finally:
@@ -60,6 +63,13 @@ async def test_a_driver_of_a_derived_dialect_runs_its_statements_and_inherits_th
         assert (await conversations.get_conversation(db, chat.conversation_id)) == chat
     finally:
         await db.close()
+
+
+def test_a_registered_dialect_names_its_urls(shouting: None) -> None:
+    assert backend_of("shout://db.example/prod") == "shouting"
+    assert backend_of("postgresql://db.example/prod") == "postgres"
+    with pytest.raises(ConfigError, match="shout://"):
+        backend_of("mysql://db.example/prod")
 
 
 async def test_errors_carry_the_sqlstate_and_constraint_as_attributes(db: Database) -> None:
