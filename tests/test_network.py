@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,9 +34,14 @@ class TcpProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
+    def cut(self) -> None:
+        """Close every connection it carries (new ones get the same treatment as before)."""
         for writer in self._writers:
             writer.close()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -169,5 +175,34 @@ async def test_allow_stale_serves_the_last_good_series_only_while_the_database_i
             await metrics.dashboard_series(db, user_id=user.user_id, period="7d", allow_stale=True)
         with pytest.raises(down):
             await metrics.dashboard_series(db, user_id=user.user_id)
+    finally:
+        await db.close()
+
+
+async def test_a_statement_that_must_connect_to_a_silent_server_waits_at_most_the_pool_timeout(
+    proxy: TcpProxy, pg_url: str
+) -> None:
+    # The pool's one connection is cut and the server goes silent: the next statement has a
+    # free slot and must connect it. The connect timeout is long; the pool timeout bounds
+    # the wait of any statement.
+    url = _via(pg_url, proxy.port)
+    settings = stratus_sql.Settings.load(
+        pool_min_size=1, pool_max_size=1, pool_timeout=1, connect_timeout=30
+    )
+    db = await stratus_sql.connect(url, settings=settings)
+    try:
+        proxy.silent = True
+        proxy.cut()
+        for _ in range(100):  # until the pool has seen its connection close
+            if db.pool_sizes()[1] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert db.pool_sizes()[1] == 0
+        started = time.monotonic()
+        with pytest.raises((stratus_sql.PoolExhausted, stratus_sql.DatabaseUnavailable)):
+            await users.get_user(db, uuid.uuid4())
+        # Retries included (DB_RETRY_ATTEMPTS, 3 by default, each bounded alike), far below
+        # the 30 s connect timeout.
+        assert time.monotonic() - started < 4 * (1 + 1)
     finally:
         await db.close()

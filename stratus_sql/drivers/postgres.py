@@ -177,8 +177,9 @@ class PostgresDriver(Driver):
                 )
                 lost.__cause__ = exc
                 self._replica_lost(lost)
-        # A free slot is handed over at once (connecting it, if need be, is bounded by
-        # DB_CONNECT_TIMEOUT): no timer, no extra task. It is counted before the wait.
+        # A free slot is handed over at once: no timer, no extra task. Connecting it, if need
+        # be, is bounded by DB_CONNECT_TIMEOUT and DB_POOL_TIMEOUT both (the pool's connect
+        # timeout is the smaller). It is counted before the wait.
         free = self._leased < self.settings.pool_max_size
         self._leased += 1
         try:
