@@ -15,10 +15,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import BaseModel
 
 import stratus_sql
 from stratus_sql.queries import users
 from tests import servers
+from tests.checks import adhoc, present
 from tests.servers import Cluster, LegServers
 
 
@@ -136,6 +138,56 @@ async def test_with_the_replica_down_reads_fall_back_to_the_primary_and_say_so_o
     said = [r for r in caplog.records if "replica unavailable" in r.getMessage()]
     assert len(said) == 1
     assert f"127.0.0.1:{replica.port}" in said[0].getMessage()
+
+
+class Recovery(BaseModel):
+    in_recovery: bool
+
+
+# Rows of a server, and a scalar of it: the replica says it is in recovery, the primary not.
+RECOVERY_ROW = adhoc(
+    "recovery_row :one -> Recovery",
+    postgres="SELECT pg_is_in_recovery() AS in_recovery FROM pg_sleep(:seconds);",
+)
+RECOVERY_VALUE = adhoc("recovery_value :scalar", postgres="SELECT pg_is_in_recovery();")
+
+
+async def test_only_rows_come_from_the_replica_never_a_scalar(
+    cluster: Cluster, replica: Cluster
+) -> None:
+    settings = stratus_sql.Settings.load(database_url=cluster.url, replica_url=replica.url)
+    async with await stratus_sql.connect(cluster.url, settings=settings) as db:
+        row = present(await db.fetch_one(Recovery, RECOVERY_ROW, seconds=0))
+        assert row.in_recovery  # a :one read: the replica
+        assert await db.fetch_scalar(RECOVERY_VALUE) is False  # a :scalar: the primary
+        assert (await db.health()).healthy
+
+
+async def test_a_read_cut_off_on_the_replica_goes_to_the_primary_without_a_retry(
+    cluster: Cluster, replica: Cluster
+) -> None:
+    settings = stratus_sql.Settings.load(
+        database_url=cluster.url, replica_url=replica.url, retry_attempts=0
+    )
+    async with await stratus_sql.connect(cluster.url, settings=settings) as db:
+        admin = await asyncpg.connect(replica.url)
+        try:
+            slow = asyncio.get_running_loop().create_task(
+                db.fetch_one(Recovery, RECOVERY_ROW, seconds=2)
+            )
+            for _ in range(200):  # until the read runs on the replica, then cut it off
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+                )
+                if killed:
+                    break
+                await asyncio.sleep(0.01)
+            assert killed == 1
+            row = present(await slow)
+            assert not row.in_recovery  # answered by the primary, with no retry budget
+        finally:
+            await admin.close()
 
 
 async def test_a_replica_or_listen_url_needs_postgres(tmp_path: Path) -> None:

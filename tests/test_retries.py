@@ -310,3 +310,37 @@ async def test_sqlite_write_refused_as_busy_is_retried_and_counted(
             assert await users.get_user(db, first.user_id) == first
     finally:
         holder.close()
+
+
+async def test_a_transaction_cancelled_while_begin_waits_leaves_the_sqlite_writer_clean(
+    new_sqlite_database: Callable[[], str],
+) -> None:
+    url = new_sqlite_database()
+    stratus_sql.apply_migrations(url)
+    path = url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        settings = stratus_sql.Settings.load(busy_timeout_ms=1500, retry_attempts=0)
+        async with await stratus_sql.connect(url, settings=settings) as db:
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+            async def waits_for_begin() -> None:
+                async with db.transaction():
+                    raise AssertionError("BEGIN cannot have succeeded while the lock is held")
+
+            waiting = asyncio.get_running_loop().create_task(waits_for_begin())
+            await asyncio.sleep(0.3)  # BEGIN IMMEDIATE is waiting on the busy timeout
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            holder.execute("ROLLBACK")
+
+            # The cancelled BEGIN ran to its end on the connection's thread; the writer must
+            # not be left inside that transaction, swallowing the writes that follow.
+            alone = await users.create_user(db, name="Ana", email=email(), role="pilot")
+            async with db.transaction() as tx:
+                other = await users.create_user(tx, name="Bia", email=email(), role="pilot")
+        seen = {row[0] for row in holder.execute("SELECT user_id FROM users").fetchall()}
+        assert {str(alone.user_id), str(other.user_id)} <= seen
+    finally:
+        holder.close()

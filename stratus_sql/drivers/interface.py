@@ -115,10 +115,13 @@ class Driver(abc.ABC):
         """Connect to `settings.database_url`; DatabaseUnavailable when it cannot."""
 
     @abc.abstractmethod
-    def connection(self, *, write: bool) -> AbstractAsyncContextManager[Connection]:
+    def connection(
+        self, *, write: bool, replica: bool = False
+    ) -> AbstractAsyncContextManager[Connection]:
         """A connection for one statement or one transaction, given back when the block
         ends (discarded when it raised DatabaseUnavailable). `write=False` promises only
-        reads outside a transaction, so a replica or a reader may serve it."""
+        reads outside a transaction, so a reader may serve it; `replica=True` also allows a
+        replica, which may lag behind (the engine asks for it for `:one` / `:many` reads)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -35,9 +35,7 @@ async def create_pool(url: str, settings: Settings, min_size: int) -> asyncpg.Po
                 command_timeout=settings.command_timeout,
                 statement_cache_size=settings.statement_cache_size,
                 max_inactive_connection_lifetime=settings.max_inactive_lifetime,
-                # A statement that finds a free slot takes it without waiting (see
-                # PostgresDriver._take); connecting it must still end within both bounds.
-                timeout=min(settings.connect_timeout, settings.pool_timeout),
+                timeout=settings.connect_timeout,
                 init=init_connection,
                 reset=keep_session,
             ),

@@ -156,15 +156,15 @@ class PostgresDriver(Driver):
             await warn_if_unprotected(cast(PostgresConnection, conn)._conn)
         return driver
 
-    def connection(self, *, write: bool) -> _Lease:
-        return _Lease(self, write)
+    def connection(self, *, write: bool, replica: bool = False) -> _Lease:
+        return _Lease(self, replica and not write)
 
-    async def _take(self, write: bool) -> tuple[asyncpg.Pool, PoolConnectionProxy]:
+    async def _take(self, replica_ok: bool) -> tuple[asyncpg.Pool, PoolConnectionProxy]:
         """A pooled connection: the replica's for a read when there is one that did not
         fail in the last second, else the primary's."""
         replica = self._replica
         if (
-            not write
+            replica_ok
             and replica is not None
             and not prefer_primary.get()
             and time.monotonic() >= self._replica_paused_until
@@ -177,17 +177,21 @@ class PostgresDriver(Driver):
                 )
                 lost.__cause__ = exc
                 self._replica_lost(lost)
-        # A free slot is handed over at once: no timer, no extra task. Connecting it, if need
-        # be, is bounded by DB_CONNECT_TIMEOUT and DB_POOL_TIMEOUT both (the pool's connect
-        # timeout is the smaller). It is counted before the wait.
+        # A free slot is handed over at once, under a plain timer (asyncpg's own timeout
+        # starts a task: two more turns of the event loop); only connecting it, if need be,
+        # can take time, bounded by DB_POOL_TIMEOUT like any wait for a connection. The slot
+        # is counted before the wait.
         free = self._leased < self.settings.pool_max_size
         self._leased += 1
         try:
             if free:
-                return self._pool, await self._pool.acquire()
+                async with asyncio.timeout(self.settings.pool_timeout):
+                    return self._pool, await self._pool.acquire()
             return self._pool, await self._pool.acquire(timeout=self.settings.pool_timeout)
-        except TimeoutError:
+        except TimeoutError as exc:
             self._leased -= 1
+            if free:  # no wait for a slot: only connecting it can have timed out
+                raise self._unreachable(exc) from exc
             raise PoolExhausted(
                 f"no free connection in the pool of {self.settings.pool_max_size} within "
                 f"DB_POOL_TIMEOUT ({self.settings.pool_timeout} s)"
@@ -293,14 +297,14 @@ class PostgresDriver(Driver):
 class _Lease:
     """`PostgresDriver.connection()`: a pooled connection for the block, given back after."""
 
-    __slots__ = ("_conn", "_driver", "_pool", "_write")
+    __slots__ = ("_conn", "_driver", "_pool", "_replica_ok")
 
-    def __init__(self, driver: PostgresDriver, write: bool) -> None:
+    def __init__(self, driver: PostgresDriver, replica_ok: bool) -> None:
         self._driver = driver
-        self._write = write
+        self._replica_ok = replica_ok
 
     async def __aenter__(self) -> Connection:
-        self._pool, self._conn = await self._driver._take(self._write)
+        self._pool, self._conn = await self._driver._take(self._replica_ok)
         return PostgresConnection(self._conn)
 
     async def __aexit__(

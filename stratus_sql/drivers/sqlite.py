@@ -13,6 +13,7 @@ Storage: UUIDs as canonical text, timestamps as UTC ISO-8601 text with microseco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -227,7 +228,7 @@ class SqliteDriver(Driver):
         return value
 
     @asynccontextmanager
-    async def connection(self, *, write: bool) -> AsyncIterator[Connection]:
+    async def connection(self, *, write: bool, replica: bool = False) -> AsyncIterator[Connection]:
         if not write:
             conn, clock = await self._acquire_reader()
             try:
@@ -241,8 +242,24 @@ class SqliteDriver(Driver):
             self._writer_clock.tick()
             try:
                 yield SqliteConnection(self._writer, self._writer_clock, self._settings)
+            except BaseException:
+                await self._settle()
+                raise
             finally:
                 self._settings.clear()
+
+    async def _settle(self) -> None:
+        """After a block that failed (a cancellation included), leave the writer outside
+        any transaction before the next one takes it: a cancelled BEGIN (or ROLLBACK) still
+        runs to its end on the connection's thread, which a later statement waits for."""
+        # The block's own error is the one to report (raised again by the caller).
+        with contextlib.suppress(asyncio.CancelledError, sqlite3.Error):
+            await asyncio.shield(self._rollback_pending())
+
+    async def _rollback_pending(self) -> None:
+        await self._writer.execute("SELECT 1")  # after whatever was queued before it
+        if self._writer.in_transaction:
+            await self._writer.execute("ROLLBACK")
 
     def pool_sizes(self) -> tuple[int, int]:
         """(connections open: the writer and the readers, of which idle readers)."""

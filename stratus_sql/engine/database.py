@@ -22,10 +22,16 @@ from stratus_sql.config import Settings
 from stratus_sql.drivers.interface import Connection, Driver, prefer_primary
 from stratus_sql.engine.executor import Actor, Executor, Op, Runner
 from stratus_sql.engine.transaction import DOOMED, Transaction, atomic
-from stratus_sql.errors import CommitUnknown, Conflict, StratusError, UsageError
+from stratus_sql.errors import (
+    CommitUnknown,
+    Conflict,
+    DatabaseUnavailable,
+    StratusError,
+    UsageError,
+)
 from stratus_sql.observability import Observer, StatementStats, current_trace_id
 from stratus_sql.retry import may_retry, retrying
-from stratus_sql.statements import NamedStatement, Statement
+from stratus_sql.statements import Kind, NamedStatement, Statement
 
 __all__ = ["Database"]
 
@@ -34,6 +40,7 @@ T = TypeVar("T")
 # Database id -> the innermost transaction level open in this context for that database.
 _open_transactions: ContextVar[dict[int, Transaction]] = ContextVar("stratus_transactions")
 _NONE_OPEN: dict[int, Transaction] = {}
+_REPLICA_KINDS = (Kind.ONE, Kind.MANY)
 
 
 def _cut_off(stmt: Statement, exc: StratusError, writes: bool) -> StratusError:
@@ -55,6 +62,7 @@ class Database(Runner):
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
         self._observer = Observer(driver.dialect, driver.settings.slow_query_ms)
+        self._replica = driver.capabilities.replica and driver.settings.replica_url is not None
         self._closed = False
         self._before_close: list[Callable[[], Awaitable[None]]] = []
         # Features attached by the layers above (the memory cache), by their type.
@@ -120,23 +128,33 @@ class Database(Runner):
         if self._closed:
             raise UsageError("the database is closed")
         writes = not stmt.readonly
+        # Only rows may come from a replica: a scalar (a sequence's value, a transaction
+        # status) must be the primary's.
+        replica = self._replica and not writes and stmt.kind in _REPLICA_KINDS
         try:  # the first try, outside the retry loop: it costs nothing when it succeeds
-            async with self._driver.connection(write=writes) as conn:
+            async with self._driver.connection(write=writes, replica=replica) as conn:
                 return await op(conn)
         except StratusError as exc:
             failed = _cut_off(stmt, exc, writes)
+        if replica and isinstance(failed, DatabaseUnavailable):
+            # A replica that failed is passed over for a while: the read goes to the primary
+            # at once, whatever the retry budget.
+            try:
+                return await self._attempt(stmt, op, writes, replica=False)
+            except StratusError as exc:
+                failed = exc
         return await retrying(
-            lambda: self._attempt(stmt, op, writes),
+            lambda: self._attempt(stmt, op, writes, replica=replica),
             retries=self.settings.retry_attempts,
             retry_if=lambda exc: may_retry(exc, writes=writes),
             on_retry=lambda: self._observer.retried(stmt.name),
             failed=failed,
         )
 
-    async def _attempt(self, stmt: Statement, op: Op[T], writes: bool) -> T:
+    async def _attempt(self, stmt: Statement, op: Op[T], writes: bool, *, replica: bool) -> T:
         """Another try of a statement outside a transaction, on a connection of its own."""
         try:
-            async with self._driver.connection(write=writes) as conn:
+            async with self._driver.connection(write=writes, replica=replica) as conn:
                 return await op(conn)
         except StratusError as exc:
             error = _cut_off(stmt, exc, writes)
