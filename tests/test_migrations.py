@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 import stratus_sql
-from stratus_sql import AlreadyExists, RollbackWouldLoseData, UsageError
+from stratus_sql import AlreadyExists, InvalidInput, RollbackWouldLoseData, UsageError
 from stratus_sql.cli import main
 from stratus_sql.drivers.sqlite import install_functions
 from stratus_sql.migrations import MigrationStatus
@@ -293,3 +293,13 @@ def test_0008_refuses_emails_that_fold_to_one_address_and_changes_nothing(
     # The index of 0001 is still in place.
     with pytest.raises((psycopg.errors.UniqueViolation, sqlite3.IntegrityError)):
         insert_users(blank_url, ["STRASSE@example.com"])
+
+
+def test_0008_refuses_an_email_that_folding_makes_too_long(blank_url: str) -> None:
+    stratus_sql.apply_migrations(blank_url)
+    stratus_sql.rollback_migrations(blank_url)
+    address = "ß" + "a" * 241 + "@example.com"  # 254 characters; "ss" makes it 255
+    [user_id] = insert_users(blank_url, [address])
+    with pytest.raises(InvalidInput, match=f"users {user_id} grow past 254"):
+        stratus_sql.apply_migrations(blank_url)
+    assert users_by_id(blank_url) == {user_id: address}

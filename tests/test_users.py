@@ -97,6 +97,8 @@ async def test_emails_are_one_address_under_full_case_folding(db: Database) -> N
     assert accent.email == f"ção.{tag}@example.com"
     assert await users.get_user_by_email(db, f" ÇÃO.{tag}@example.com ") == accent
     assert users.fold_email(" ÇÃO@X.COM ") == users.fold_email("c\u0327a\u0303o@x.com")
+    # Domain names keep ß apart from ss (IDNA): only lowercased there.
+    assert users.fold_email("STRAẞE@STRAẞE.DE") == "strasse@straße.de"
 
 
 async def test_update_preferences_merges_as_json_merge_patch(db: Database) -> None:

@@ -1,6 +1,6 @@
-"""Emails are folded with full Unicode case folding between two NFC normalizations, so
-straße@x.com and STRASSE@X.COM are one address as Ä and ä already were, and are unique as
-stored. The layer folds in Python because neither PostgreSQL 15 nor SQLite can case-fold in
+"""Emails are folded (NFC; the local part with full Unicode case folding, the domain
+lowercased; NFC again), so straße@x.com and STRASSE@X.COM are one address as Ä and ä
+already were, and are unique as stored. The layer folds in Python because neither PostgreSQL 15 nor SQLite can case-fold in
 SQL; that is why this migration, unlike the others, is Python.
 
 Rows stored before, lowercased, are folded here. If two users' emails fold to one address the
@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 
 from yoyo import step
 
-from stratus_sql.errors import AlreadyExists
+from stratus_sql.errors import AlreadyExists, InvalidInput
 
 __depends__ = {"0007.audit_partitions"}
 
 
 def _fold(email):
-    once = unicodedata.normalize("NFC", email.strip()).casefold()
-    return unicodedata.normalize("NFC", once)
+    # The local part case-folded, the domain lowercased (IDNA keeps ß apart from ss there).
+    local, at, domain = unicodedata.normalize("NFC", email.strip()).rpartition("@")
+    folded = f"{local.casefold()}{at}{domain.lower()}" if at else domain.casefold()
+    return unicodedata.normalize("NFC", folded)
 
 
 def fold_emails(conn):
@@ -34,6 +36,12 @@ def fold_emails(conn):
     owners = {}
     for user_id, email in rows:
         owners.setdefault(_fold(email), []).append(str(user_id))
+    too_long = sorted(str(u) for u, email in rows if len(_fold(email)) > 254)
+    if too_long:
+        raise InvalidInput(
+            f"emails of users {', '.join(too_long)} grow past 254 characters once folded: "
+            "shorten them, then migrate again"
+        )
     shared = {address: ids for address, ids in owners.items() if len(ids) > 1}
     if shared:
         listed = "; ".join(f"{a}: users {', '.join(sorted(ids))}" for a, ids in shared.items())

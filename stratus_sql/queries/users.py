@@ -54,9 +54,13 @@ MAX_EMAIL = 254
 
 
 def fold_email(email: str) -> str:
-    """The stored form of an email: trimmed, NFC, Unicode full case folding, NFC again.
-    Two emails name one user exactly when their folded forms are equal."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email.strip()).casefold())
+    """The stored form of an email: trimmed and NFC; the local part (before the last `@`)
+    with Unicode full case folding, the domain lowercased (IDNA keeps `ß` and `ss` apart in
+    domain names, so they are not folded together there); NFC again. Two emails name one
+    user exactly when their folded forms are equal."""
+    local, at, domain = unicodedata.normalize("NFC", email.strip()).rpartition("@")
+    folded = f"{local.casefold()}{at}{domain.lower()}" if at else domain.casefold()
+    return unicodedata.normalize("NFC", folded)
 
 
 def _email(value: str) -> str:
