@@ -39,6 +39,7 @@ __all__ = [
     "MemoryCache",
     "attach_cache",
     "cache_of",
+    "cache_stats",
     "flush_accesses",
     "memory_written",
 ]
@@ -178,6 +179,12 @@ def cache_of(db: Executor) -> MemoryCache | None:
         return None
     link.start_flushing(database)
     return link.cache
+
+
+def cache_stats(db: Database) -> CacheStats:
+    """Hits, misses, invalidations and size of `db`'s cache (all 0 without one)."""
+    link: _Link | None = db.attachments.get(_Link)
+    return CacheStats(0, 0, 0, 0) if link is None else link.cache.stats()
 
 
 def memory_written(db: Executor, user_id: UUID) -> None:

@@ -9,7 +9,14 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
-from stratus_sql.cache import CacheStats, MemoryCache, attach_cache, cache_of, memory_written
+from stratus_sql.cache import (
+    CacheStats,
+    MemoryCache,
+    attach_cache,
+    cache_of,
+    cache_stats,
+    memory_written,
+)
 from stratus_sql.config import Settings
 from stratus_sql.drivers import open_driver
 from stratus_sql.drivers.interface import Connection
@@ -40,8 +47,7 @@ class Database(engine.Database):
 
     def cache_stats(self) -> CacheStats:
         """Hits, misses, invalidations and size of the memory cache (all 0 when disabled)."""
-        found = self.memory_cache if not self.closed else None
-        return CacheStats(0, 0, 0, 0) if found is None else found.stats()
+        return cache_stats(self)
 
     async def health(self) -> Health:
         """Whether the database answers (and how fast), its version, the pool, and the

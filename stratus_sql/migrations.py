@@ -126,7 +126,7 @@ _LOSES_ROWS = re.compile(
     r"|DELETE\s+FROM(?:\s+ONLY)?)\s+([\w\".]+(?:\s*,\s*[\w\".]+)*)",
     re.IGNORECASE,
 )
-_COMMENT = re.compile(r"--[^\n]*")
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 # Tables whose rows are computed from other tables (SQLite's memory search index): dropping
 # them loses nothing, as applying their migration again rebuilds them.
