@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import stratus_sql
 from stratus_sql import AlreadyExists, ConfigError, Database, NotFound, Settings
 from stratus_sql.config import backend_of
 from stratus_sql.database import Database as ConnectedDatabase
+from stratus_sql.drivers.deadlines import Deadlines
 from stratus_sql.drivers.postgres import PostgresDriver
 from stratus_sql.queries import conversations, users
 from stratus_sql.sqlfiles import Dialect, dialects, register_dialect, unregister_dialect
@@ -93,3 +96,29 @@ async def test_a_scoped_transaction_needs_a_driver_with_roles(sqlite_url: str) -
         with pytest.raises(stratus_sql.UsageError, match="need PostgreSQL"):
             async with db.transaction(scoped=True):
                 pass
+
+
+async def test_deadlines_turn_a_wait_past_its_deadline_into_a_timeout() -> None:
+    deadlines = Deadlines()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError), deadlines.bound(0.05):
+        await asyncio.sleep(5)
+    assert time.monotonic() - started < 1
+    with deadlines.bound(5):  # a wait that ends in time is left alone
+        await asyncio.sleep(0)
+    deadlines.close()
+
+
+async def test_deadlines_let_a_cancel_from_elsewhere_through() -> None:
+    deadlines = Deadlines()
+
+    async def waits() -> None:
+        with deadlines.bound(5):
+            await asyncio.sleep(5)
+
+    task = asyncio.get_running_loop().create_task(waits())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadlines.close()

@@ -19,6 +19,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from stratus_sql.config import Settings
+from stratus_sql.drivers.deadlines import Deadlines
 from stratus_sql.drivers.interface import (
     Capabilities,
     Connection,
@@ -143,6 +144,7 @@ class PostgresDriver(Driver):
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
+        self._deadlines = Deadlines()
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresDriver:
@@ -177,15 +179,15 @@ class PostgresDriver(Driver):
                 )
                 lost.__cause__ = exc
                 self._replica_lost(lost)
-        # A free slot is handed over at once, under a plain timer (asyncpg's own timeout
-        # starts a task: two more turns of the event loop); only connecting it, if need be,
-        # can take time, bounded by DB_POOL_TIMEOUT like any wait for a connection. The slot
-        # is counted before the wait.
+        # A free slot is handed over at once (asyncpg's own timeout starts a task: two more
+        # turns of the event loop); only connecting it, if need be, can take time, bounded by
+        # DB_POOL_TIMEOUT like any wait for a connection, through the driver's one timer.
+        # The slot is counted before the wait.
         free = self._leased < self.settings.pool_max_size
         self._leased += 1
         try:
             if free:
-                async with asyncio.timeout(self.settings.pool_timeout):
+                with self._deadlines.bound(self.settings.pool_timeout):
                     return self._pool, await self._pool.acquire()
             return self._pool, await self._pool.acquire(timeout=self.settings.pool_timeout)
         except TimeoutError as exc:
@@ -280,6 +282,7 @@ class PostgresDriver(Driver):
 
     async def close(self) -> None:
         self._closing = True
+        self._deadlines.close()
         if self._relisten is not None:
             self._relisten.cancel()
         if self._listener is not None and not self._listener.is_closed():
