@@ -297,10 +297,11 @@ class PostgresDriver(Driver):
                 pool.terminate()  # a connection still busy past the timeout is cut
 
 
-class _Lease:
-    """`PostgresDriver.connection()`: a pooled connection for the block, given back after."""
+class _Lease(PostgresConnection):
+    """`PostgresDriver.connection()`: a pooled connection for the block, given back after;
+    the lease is the block's Connection too (one object a statement, not two)."""
 
-    __slots__ = ("_conn", "_driver", "_pool", "_replica_ok")
+    __slots__ = ("_driver", "_pool", "_replica_ok")
 
     def __init__(self, driver: PostgresDriver, replica_ok: bool) -> None:
         self._driver = driver
@@ -308,12 +309,12 @@ class _Lease:
 
     async def __aenter__(self) -> Connection:
         self._pool, self._conn = await self._driver._take(self._replica_ok)
-        return PostgresConnection(self._conn)
+        return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
-        driver, pool, conn = self._driver, self._pool, self._conn
+        driver, pool, conn = self._driver, self._pool, cast(PoolConnectionProxy, self._conn)
         if isinstance(error, DatabaseUnavailable):
             # Never hand a connection that failed this way to the next caller.
             with contextlib.suppress(asyncpg.InterfaceError):
