@@ -33,6 +33,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
+from queries import timed
 from throwaway import throwaway_database
 
 import stratus_sql
@@ -72,16 +73,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "json", schema="pg_catalog", format="binary", encoder=orjson.dumps, decoder=orjson.loads
     )
-
-
-async def timed(call: Call, n: int) -> list[float]:
-    """Seconds of each of `n` calls in a row."""
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 async def throughput(call: Call, n: int) -> list[float]:

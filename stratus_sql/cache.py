@@ -220,7 +220,6 @@ class _Link:
     def __init__(self, cache: MemoryCache) -> None:
         self.cache = cache
         self._flusher: asyncio.Task[None] | None = None
-        self._listened = False
 
     def on_notice(self, payload: str) -> None:
         with contextlib.suppress(ValueError):

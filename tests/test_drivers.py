@@ -18,6 +18,7 @@ from stratus_sql.drivers.deadlines import Deadlines
 from stratus_sql.drivers.postgres import PostgresDriver
 from stratus_sql.queries import conversations, users
 from stratus_sql.sqlfiles import Dialect, dialects, register_dialect, unregister_dialect
+from tests.checks import adhoc
 
 SHOUTING_GET_USER = """\
 -- name: get_user :one -> User
@@ -122,3 +123,58 @@ async def test_deadlines_let_a_cancel_from_elsewhere_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     deadlines.close()
+
+
+async def test_on_commit_runs_once_committed_and_never_after_a_rollback(db: Database) -> None:
+    seen: list[str] = []
+    db.on_commit(lambda: seen.append("now"))  # no transaction: at once
+    assert seen == ["now"]
+    async with db.transaction() as tx:
+        tx.on_commit(lambda: seen.append("committed"))
+        async with tx.transaction() as savepoint:
+            savepoint.on_commit(lambda: seen.append("savepoint"))
+        db.on_commit(lambda: seen.append("through db"))
+        assert seen == ["now"]  # nothing before the outermost COMMIT
+    assert seen == ["now", "committed", "savepoint", "through db"]
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            tx.on_commit(lambda: seen.append("rolled back"))
+            raise RuntimeError("undo")
+    assert seen == ["now", "committed", "savepoint", "through db"]
+
+
+NOTIFY = adhoc("notify :exec", postgres="SELECT pg_notify('stratus_tests', :payload);")
+
+
+async def test_listen_delivers_notices_where_the_driver_has_them(db: Database) -> None:
+    heard: list[str] = []
+    states: list[bool] = []
+    listening = await db.listen("stratus_tests", heard.append, states.append)
+    if db.dialect == "sqlite":
+        assert listening is False  # SQLite has no notifications: nothing to listen on
+        return
+    assert listening is True
+    assert states == [True]
+    await db.execute(NOTIFY, payload="olá")
+    for _ in range(200):
+        if heard:
+            break
+        await asyncio.sleep(0.01)
+    assert heard == ["olá"]
+
+
+async def test_before_close_hooks_run_before_the_connections_close(database_url: str) -> None:
+    db = await stratus_sql.connect(database_url)
+    ran: list[str] = []
+
+    async def hook() -> None:
+        ran.append(str(await db.fetch_scalar(VERSION)))  # the database still answers
+
+    db.before_close(hook)
+    await db.close()
+    assert len(ran) == 1
+    assert ran[0]
+    assert db.closed
+
+
+VERSION = adhoc("version :scalar", postgres="SELECT version();", sqlite="SELECT sqlite_version();")

@@ -1,7 +1,8 @@
 """Emails are folded (NFC; the local part with full Unicode case folding, the domain
 lowercased; NFC again), so straße@x.com and STRASSE@X.COM are one address as Ä and ä
-already were, and are unique as stored. The layer folds in Python because neither PostgreSQL 15 nor SQLite can case-fold in
-SQL; that is why this migration, unlike the others, is Python.
+already were, and are unique as stored. The layer folds in Python because neither
+PostgreSQL 15 nor SQLite can case-fold in SQL; that is why this migration, unlike the
+others, is Python.
 
 Rows stored before, lowercased, are folded here. If two users' emails fold to one address the
 migration stops, changing nothing, and names them: change one, then migrate again. The

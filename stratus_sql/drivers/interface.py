@@ -70,17 +70,20 @@ class Connection(abc.ABC):
         """Open a transaction (a write transaction: it may take the database's write lock)."""
 
     @abc.abstractmethod
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Commit the open transaction; a connection lost meanwhile is `in_flight`."""
 
     @abc.abstractmethod
     async def rollback(self) -> None:
         """Roll back the open transaction; nothing when the database already did."""
 
     @abc.abstractmethod
-    async def savepoint(self, name: str) -> None: ...
+    async def savepoint(self, name: str) -> None:
+        """Open a savepoint `name` inside the open transaction."""
 
     @abc.abstractmethod
-    async def release(self, name: str) -> None: ...
+    async def release(self, name: str) -> None:
+        """Keep what was done since the savepoint `name`, and forget the savepoint."""
 
     @abc.abstractmethod
     async def rollback_to(self, name: str) -> None:

@@ -119,7 +119,8 @@ class SqliteConnection(Connection):
 
     async def _statement(self, stmt: Statement, params: Mapping[str, Any]) -> tuple[list[Row], int]:
         try:
-            args = {k: _param(v) for k, v in stmt.named(params).items()}
+            values = stmt.positional(params)  # checked: every parameter, nothing else
+            args = {name: _param(v) for name, v in zip(stmt.params, values, strict=True)}
         except ERRORS as exc:
             raise translated(exc) from exc
         return await self._run(stmt.text, args)
