@@ -21,6 +21,7 @@ from stratus_sql.errors import (
     QueryFileError,
     QueryTimeout,
     RollbackWouldLoseData,
+    SamplesPruned,
     StratusError,
     UsageError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "QueryFileError",
     "QueryTimeout",
     "RollbackWouldLoseData",
+    "SamplesPruned",
     "Settings",
     "StratusError",
     "UsageError",

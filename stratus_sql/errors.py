@@ -24,6 +24,8 @@ connection was lost (`in_flight`).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 # Said by the DatabaseError of a statement that names a table the database does not have.
 SCHEMA_MISSING = "the schema is missing or out of date: run stratus-sql migrate"
 
@@ -40,6 +42,7 @@ __all__ = [
     "QueryFileError",
     "QueryTimeout",
     "RollbackWouldLoseData",
+    "SamplesPruned",
     "StratusError",
     "UsageError",
 ]
@@ -134,6 +137,15 @@ class RollbackWouldLoseData(UsageError):
     def __init__(self, message: str, *, tables: dict[str, int]) -> None:
         super().__init__(message)
         self.tables = tables
+
+
+class SamplesPruned(StratusError, LookupError):
+    """An exact computation reached back before the raw samples kept (`stratus-sql metrics
+    prune` dropped them); `pruned_before` is where they start. The rollups still answer."""
+
+    def __init__(self, message: str, pruned_before: datetime) -> None:
+        super().__init__(message)
+        self.pruned_before = pruned_before
 
 
 class DatabaseError(StratusError):

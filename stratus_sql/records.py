@@ -40,6 +40,7 @@ __all__ = [
     "Page",
     "Record",
     "ScoredMemoryEntry",
+    "SeriesBucket",
     "StaleableSeries",
     "UsageDay",
     "User",
@@ -253,6 +254,15 @@ class MetricBucket(Record):
     error_rate: float | None
     processing_time_p95_ms: float | None
     error_rate_max: float | None
+
+
+class SeriesBucket(MetricBucket):
+    """A row of the series statements: a MetricBucket before its p95 is estimated, with the
+    merged sketch of processing time (`{bin: count}`, rollups only) and where the raw
+    samples kept start (`pruned_before`, None when none was pruned)."""
+
+    sketch: JsonObject | None
+    pruned_before: datetime | None
 
 
 class StaleableSeries(Record):

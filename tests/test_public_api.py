@@ -23,6 +23,7 @@ PUBLIC = {
     "QueryFileError",
     "QueryTimeout",
     "RollbackWouldLoseData",
+    "SamplesPruned",
     "Settings",
     "StratusError",
     "UsageError",
@@ -98,6 +99,9 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
     assert set(metrics.__all__) == {
         "PERIODS",
         "dashboard_series",
+        "maintain",
+        "prune",
+        "rebuild_rollups",
         "record_metric",
         "record_metrics",
     }

@@ -22,12 +22,160 @@ VALUES (
     :memory_usage_mb, :error_rate, :timestamp, :periodo
 );
 
--- name: dashboard_series :many -> MetricBucket
+-- name: rollup_high_water :scalar
+-- Unused on PostgreSQL, where the trigger metrics_roll_up keeps the rollups.
+SELECT 0::bigint;
+
+-- name: roll_up :execrows writes
+-- Unused on PostgreSQL, where the trigger metrics_roll_up keeps the rollups.
+SELECT WHERE :after::bigint IS NULL AND :from_hour::timestamptz IS NULL;
+
+-- name: clear_rollups :execrows writes
+-- Unused on PostgreSQL: metrics_rebuild_rollups() clears what it recomputes.
+SELECT WHERE :from_hour::timestamptz IS NULL;
+
+-- name: retention :scalar
+-- Where the raw samples kept start (NULL: none was pruned).
+SELECT pruned_before FROM metrics_retention;
+
+-- name: prune_batch :execrows writes
+-- The samples before :before that metrics_prune() left (none: it drops them in one go);
+-- :high_water and :batch only bound SQLite's batches.
+DELETE FROM metrics WHERE "timestamp" < :before::timestamptz
+  AND :high_water::bigint >= 0 AND :batch::integer > 0;
+
+-- name: maintain :scalar writes
+-- Make the monthly metrics partitions up to :months_ahead months from now, and those of the
+-- months whose samples sit in metrics_default.
+SELECT metrics_add_partitions(:months_ahead, (SELECT min("timestamp") FROM metrics_default));
+
+-- name: prune :scalar writes
+-- Drop the raw samples before :before (whole monthly partitions); the rollups stay.
+SELECT metrics_prune((:before::timestamptz AT TIME ZONE 'UTC')::date);
+
+-- name: rebuild_rollups :scalar writes
+-- Recompute the rollups of the hours from :since (NULL: all) from the samples kept.
+SELECT metrics_rebuild_rollups(:since);
+
+-- name: dashboard_series :many -> SeriesBucket
+-- The series of dashboard_series_exact from the hourly rollups: a bucket takes the rollups of
+-- the whole hours inside it and the samples of the hours a bucket edge cuts. Counts, sums,
+-- min and max add up exactly; the sketches of processing time are merged (the bins of the
+-- cut hours' samples added), and `sketch` ({bin: count}) is what p95 is estimated from.
+-- An hour whose samples were pruned counts whole in the bucket where it starts.
+WITH params AS (
+    SELECT :since::timestamptz AS since,
+           :now::timestamptz AS until,
+           make_interval(secs => :bucket_seconds) AS width,
+           coalesce((SELECT pruned_before FROM metrics_retention), '-infinity') AS horizon
+),
+series AS (
+    SELECT i, p.since + i * p.width AS b_start, p.since + (i + 1) * p.width AS b_end
+    FROM params AS p, generate_series(0, :buckets - 1) AS i
+),
+rollups AS (
+    SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
+    FROM metrics_hourly
+    WHERE :user_id::uuid IS NULL AND :dashboard_id::uuid IS NULL
+      AND user_id IS NULL AND dashboard_id IS NULL
+      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+    UNION ALL
+    SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
+    FROM metrics_hourly
+    WHERE :user_id::uuid IS NOT NULL AND :dashboard_id::uuid IS NULL
+      AND user_id = :user_id::uuid AND dashboard_id IS NULL
+      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+    UNION ALL
+    SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
+    FROM metrics_hourly
+    WHERE :dashboard_id::uuid IS NOT NULL
+      AND dashboard_id = :dashboard_id::uuid
+      AND (:user_id::uuid IS NULL OR user_id = :user_id::uuid)
+      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+),
+rolled AS (
+    SELECT s.i, r.*
+    FROM series AS s
+    CROSS JOIN params AS p
+    JOIN rollups AS r
+      ON r.hour >= s.b_start AND r.hour < s.b_end
+     AND (r.hour + interval '1 hour' <= s.b_end OR r.hour + interval '1 hour' <= p.horizon)
+),
+-- The hours a bucket edge (the window's two included) cuts, where samples are kept.
+cut AS (
+    SELECT DISTINCT greatest(h.hour, p.since, p.horizon) AS lo,
+                    least(h.hour + interval '1 hour', p.until) AS hi
+    FROM params AS p
+    CROSS JOIN generate_series(0, :buckets) AS j
+    CROSS JOIN LATERAL (SELECT date_trunc('hour', p.since + j * p.width, 'UTC') AS hour) AS h
+    WHERE h.hour <> p.since + j * p.width
+),
+edge AS (
+    SELECT floor(extract(epoch FROM m."timestamp" - p.since) / :bucket_seconds)::integer AS i,
+           metrics_sketch_bin(m.processing_time_ms) AS bin,
+           m.ia_efficiency, m.model_accuracy, m.processing_time_ms, m.memory_usage_mb,
+           m.error_rate
+    FROM cut AS c
+    CROSS JOIN params AS p
+    JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE (:user_id::uuid IS NULL OR m.user_id = :user_id::uuid)
+      AND (:dashboard_id::uuid IS NULL OR m.dashboard_id = :dashboard_id::uuid)
+),
+parts AS (
+    SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max
+    FROM rolled
+    UNION ALL
+    SELECT i, count(*), sum(ia_efficiency), sum(model_accuracy), sum(processing_time_ms),
+           sum(memory_usage_mb), sum(error_rate), max(error_rate)
+    FROM edge
+    GROUP BY i
+),
+bins AS (
+    SELECT i, bin, sum(n) AS n
+    FROM (
+        SELECT r.i, k.bin, k.n
+        FROM rolled AS r, unnest(r.sketch_bins, r.sketch_counts) AS k (bin, n)
+        UNION ALL
+        SELECT i, bin, 1 FROM edge
+    ) AS both_kinds
+    GROUP BY i, bin
+),
+totals AS (
+    SELECT i, sum(samples) AS samples, sum(ia_efficiency_sum) AS ia_efficiency,
+           sum(model_accuracy_sum) AS model_accuracy,
+           sum(processing_time_ms_sum) AS processing_time_ms,
+           sum(memory_usage_mb_sum) AS memory_usage_mb, sum(error_rate_sum) AS error_rate,
+           max(error_rate_max) AS error_rate_max
+    FROM parts
+    GROUP BY i
+)
+SELECT s.b_start AS bucket_start,
+       coalesce(t.samples, 0) AS samples,
+       t.ia_efficiency / t.samples AS ia_efficiency,
+       t.model_accuracy / t.samples AS model_accuracy,
+       t.processing_time_ms / t.samples AS processing_time_ms,
+       t.memory_usage_mb / t.samples AS memory_usage_mb,
+       t.error_rate / t.samples AS error_rate,
+       NULL::double precision AS processing_time_p95_ms,
+       t.error_rate_max,
+       (SELECT jsonb_object_agg(b.bin, b.n) FROM bins AS b WHERE b.i = s.i) AS sketch,
+       nullif(p.horizon, '-infinity') AS pruned_before
+FROM series AS s
+CROSS JOIN params AS p
+LEFT JOIN totals AS t ON t.i = s.i
+ORDER BY s.i;
+
+-- name: dashboard_series_exact :many -> SeriesBucket
 -- :buckets buckets of :bucket_seconds from :since (= :now - period) up to :now, gaps
 -- included: means, p95 processing time (percentile_cont) and the worst error rate, for one
 -- user, one dashboard, both or neither. Each bucket aggregates its own index range (an
 -- aggregate without GROUP BY yields its row even when empty): 30 small index-only scans
 -- and in-memory sorts instead of one sort of the whole window (bench/RESULTS.md).
+-- pruned_before: where the raw samples kept start (NULL: all kept).
 WITH series AS (
     SELECT :since::timestamptz + i * make_interval(secs => :bucket_seconds) AS bucket_start
     FROM generate_series(0, :buckets - 1) AS i
@@ -40,7 +188,9 @@ SELECT s.bucket_start,
        b.memory_usage_mb,
        b.error_rate,
        b.processing_time_p95_ms,
-       b.error_rate_max
+       b.error_rate_max,
+       NULL::jsonb AS sketch,
+       (SELECT pruned_before FROM metrics_retention) AS pruned_before
 FROM series AS s
 CROSS JOIN LATERAL (
     SELECT count(*) AS samples,

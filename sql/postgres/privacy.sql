@@ -60,6 +60,17 @@ VALUES (nullif(current_setting('stratus.actor_user_id', true), '')::uuid, :user_
 -- Let this transaction rewrite audit rows and seals (erasure only).
 SELECT set_config('stratus.audit_redaction', 'on', true);
 
+-- name: forget_user_rollups :exec writes
+-- Recompute the organisation's rollups of the hours the user had samples in from everyone
+-- else's (the user's own go with delete_user_rollups).
+SELECT metrics_forget_user_rollups(:user_id);
+
+-- name: delete_user_rollups :execrows
+-- Delete the user's hourly rollups (theirs and their dashboards'); forget_user_rollups has
+-- rewritten the organisation's.
+DELETE FROM metrics_hourly
+WHERE user_id = :user_id;
+
 -- name: delete_user_metrics :execrows
 -- Delete a user's metric samples.
 DELETE FROM metrics

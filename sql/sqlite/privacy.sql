@@ -60,6 +60,69 @@ VALUES (stratus_get('actor_user_id'), :user_id, :action, 'users', :user_id, :det
 -- Let this transaction rewrite audit rows and seals (erasure only).
 SELECT stratus_set('audit_redaction', 'on');
 
+-- name: forget_user_rollups :exec writes
+-- Recompute the organisation's rollups of the hours the user had samples in from everyone
+-- else's (the user's own, and the hours no one else had samples in, go with
+-- delete_user_rollups).
+INSERT INTO metrics_hourly (
+    user_id, dashboard_id, hour, samples,
+    ia_efficiency_sum, ia_efficiency_min, ia_efficiency_max,
+    model_accuracy_sum, model_accuracy_min, model_accuracy_max,
+    processing_time_ms_sum, processing_time_ms_min, processing_time_ms_max,
+    memory_usage_mb_sum, memory_usage_mb_min, memory_usage_mb_max,
+    error_rate_sum, error_rate_min, error_rate_max, sketch
+)
+SELECT NULL, NULL, u.hour, sum(u.samples),
+       sum(u.ia_efficiency_sum), min(u.ia_efficiency_min), max(u.ia_efficiency_max),
+       sum(u.model_accuracy_sum), min(u.model_accuracy_min), max(u.model_accuracy_max),
+       sum(u.processing_time_ms_sum), min(u.processing_time_ms_min), max(u.processing_time_ms_max),
+       sum(u.memory_usage_mb_sum), min(u.memory_usage_mb_min), max(u.memory_usage_mb_max),
+       sum(u.error_rate_sum), min(u.error_rate_min), max(u.error_rate_max),
+       (SELECT json_group_object(bin, n) FROM (
+            SELECT CAST(k.key AS INTEGER) AS bin, sum(k.value) AS n
+            FROM metrics_hourly AS o, json_each(o.sketch) AS k
+            WHERE o.hour = u.hour AND o.user_id <> :user_id AND o.dashboard_id IS NULL
+            GROUP BY bin
+        ))
+FROM metrics_hourly AS u
+WHERE u.user_id <> :user_id AND u.dashboard_id IS NULL
+  AND u.hour IN (
+      SELECT hour FROM metrics_hourly WHERE user_id = :user_id AND dashboard_id IS NULL
+  )
+GROUP BY u.hour
+ON CONFLICT (coalesce(user_id, ''), coalesce(dashboard_id, ''), hour) DO UPDATE SET
+    samples = excluded.samples,
+    ia_efficiency_sum = excluded.ia_efficiency_sum,
+    ia_efficiency_min = excluded.ia_efficiency_min,
+    ia_efficiency_max = excluded.ia_efficiency_max,
+    model_accuracy_sum = excluded.model_accuracy_sum,
+    model_accuracy_min = excluded.model_accuracy_min,
+    model_accuracy_max = excluded.model_accuracy_max,
+    processing_time_ms_sum = excluded.processing_time_ms_sum,
+    processing_time_ms_min = excluded.processing_time_ms_min,
+    processing_time_ms_max = excluded.processing_time_ms_max,
+    memory_usage_mb_sum = excluded.memory_usage_mb_sum,
+    memory_usage_mb_min = excluded.memory_usage_mb_min,
+    memory_usage_mb_max = excluded.memory_usage_mb_max,
+    error_rate_sum = excluded.error_rate_sum,
+    error_rate_min = excluded.error_rate_min,
+    error_rate_max = excluded.error_rate_max,
+    sketch = excluded.sketch;
+
+-- name: delete_user_rollups :execrows
+-- Delete the user's hourly rollups (theirs and their dashboards'), and the organisation's of
+-- the hours no one else had samples in.
+DELETE FROM metrics_hourly
+WHERE user_id = :user_id
+   OR (user_id IS NULL
+       AND hour IN (
+           SELECT hour FROM metrics_hourly WHERE user_id = :user_id AND dashboard_id IS NULL
+       )
+       AND hour NOT IN (
+           SELECT hour FROM metrics_hourly
+           WHERE user_id <> :user_id AND dashboard_id IS NULL
+       ));
+
 -- name: delete_user_metrics :execrows
 -- Delete a user's metric samples.
 DELETE FROM metrics

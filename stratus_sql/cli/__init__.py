@@ -1,5 +1,5 @@
-"""The `stratus-sql` command: migrate, rollback, status, check, seed, export-user, purge
-and audit.
+"""The `stratus-sql` command: migrate, rollback, status, check, seed, export-user, purge,
+audit, metrics and maintain.
 
 Every command works on `--url`, else DATABASE_URL, else the embedded ./stratus.db. Errors
 print one line on stderr and exit 1; no traceback.
@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
 from stratus_sql.errors import StratusError, UsageError
 from stratus_sql.migrations import apply_migrations, migration_status, rollback_migrations
-from stratus_sql.queries import audit, conversations, memory, users
+from stratus_sql.queries import audit, conversations, memory, metrics, users
 
 __all__ = ["main"]
 
@@ -58,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     trail = commands.add_parser("audit", help="seal, verify or prune the audit trail")
     trail.add_argument("action", choices=["seal", "verify", "prune"])
     trail.add_argument("--before", metavar="YYYY-MM", help="prune: drop the months before this")
-    commands.add_parser("maintain", help="create the coming months' audit partitions")
+    samples = commands.add_parser("metrics", help="prune raw samples or rebuild the rollups")
+    samples.add_argument("action", choices=["prune", "rebuild-rollups"])
+    samples.add_argument(
+        "--before", metavar="YYYY-MM", help="prune: delete the raw samples before this month"
+    )
+    samples.add_argument(
+        "--since",
+        metavar="YYYY-MM-DD[THH:MM]",
+        help="rebuild-rollups: from this UTC time on (default: every hour)",
+    )
+    commands.add_parser("maintain", help="create the coming months' audit and metrics partitions")
     commands.add_parser("health", help="reachability, latency, pool and pending migrations")
     return parser
 
@@ -77,10 +87,10 @@ def _run(args: argparse.Namespace, url: str) -> int:
     if args.command == "migrate":
         applied = apply_migrations(url)
         print("\n".join(f"applied {m}" for m in applied) or "up to date")
-        asyncio.run(_with_db(url, audit.maintain))
+        asyncio.run(_with_db(url, _maintain))
     elif args.command == "maintain":
-        made = asyncio.run(_with_db(url, audit.maintain))
-        print(f"created {made} audit partition(s)")
+        made_audit, made_metrics = asyncio.run(_with_db(url, _maintain))
+        print(f"created {made_audit} audit and {made_metrics} metrics partition(s)")
     elif args.command == "rollback":
         undone = rollback_migrations(url, steps=None if args.all else args.steps, force=args.force)
         print("\n".join(f"rolled back {m}" for m in undone) or "nothing to roll back")
@@ -121,6 +131,8 @@ def _run(args: argparse.Namespace, url: str) -> int:
         print(f"deleted {chats} conversation(s) older than {days} days, {expired} expired memories")
     elif args.command == "audit":
         return _audit(url, args.action, args.before)
+    elif args.command == "metrics":
+        _metrics(url, args.action, args.before, args.since)
     elif args.command == "health":
         health = asyncio.run(_with_db(url, lambda db: db.health()))
         print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())
@@ -146,6 +158,27 @@ def _audit(url: str, action: str, before: str | None) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+async def _maintain(db: Database) -> tuple[int, int]:
+    return await audit.maintain(db), await metrics.maintain(db)
+
+
+def _metrics(url: str, action: str, before: str | None, since: str | None) -> None:
+    if action == "prune":
+        month = _month(before)
+        gone = asyncio.run(_with_db(url, lambda db: metrics.prune(db, before=month)))
+        print(f"deleted {gone:,} raw sample(s) before {month:%Y-%m}; the rollups keep them")
+        return
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise UsageError(f"--since: expected YYYY-MM-DD[THH:MM], got {since!r}") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    written = asyncio.run(_with_db(url, lambda db: metrics.rebuild_rollups(db, since=start)))
+    print(f"rebuilt {written:,} hourly rollup row(s)")
 
 
 def _month(text: str | None) -> date:

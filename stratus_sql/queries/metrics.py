@@ -1,7 +1,11 @@
-"""AI dashboard metrics: bulk ingest, and time-bucketed series computed in SQL.
+"""AI dashboard metrics: bulk ingest, hourly rollups, and time-bucketed series in SQL.
 
-`dashboard_series` is one statement per backend: buckets are generated in SQL (so empty ones
-are there too), and every statistic, p95 included, is aggregated by the database.
+Every write of samples adds them to hourly rollups in the same transaction (PostgreSQL's
+trigger metrics_roll_up; on SQLite the statement `roll_up`). `dashboard_series` is one
+statement per backend: buckets are generated in SQL (so empty ones are there too); by
+default each reads the rollups of its whole hours and the samples of the hours its edges cut,
+and with `exact=True` every sample of the window. Retention (`prune`) drops raw months and
+keeps the rollups; `rebuild_rollups` recomputes them from the samples.
 """
 
 from __future__ import annotations
@@ -9,23 +13,26 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NotRequired, overload
 from uuid import UUID
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
+from stratus_sql.dialects import base_chain
 from stratus_sql.engine import Executor
 from stratus_sql.errors import (
     DatabaseError,
     DatabaseUnavailable,
     InvalidInput,
     QueryTimeout,
+    SamplesPruned,
     UsageError,
 )
 from stratus_sql.ids import uuid7, uuid7_batch
-from stratus_sql.queries._input import uuid_arg
+from stratus_sql.queries import _sketch
+from stratus_sql.queries._input import int_arg, uuid_arg
 from stratus_sql.records import (
     Amount,
     Metric,
@@ -34,11 +41,20 @@ from stratus_sql.records import (
     Moment,
     Periodo,
     Rate,
+    SeriesBucket,
     StaleableSeries,
 )
 from stratus_sql.sqlfiles import load_queries
 
-__all__ = ["PERIODS", "dashboard_series", "record_metric", "record_metrics"]
+__all__ = [
+    "PERIODS",
+    "dashboard_series",
+    "maintain",
+    "prune",
+    "rebuild_rollups",
+    "record_metric",
+    "record_metrics",
+]
 
 STATEMENTS = load_queries("metrics")
 
@@ -115,31 +131,127 @@ async def record_metrics(db: Executor, samples: Iterable[MetricSample | Mapping[
     Every sample is validated before anything is written: one bad sample rejects the batch
     with InvalidInput naming its index (`samples[3].error_rate: ...`). PostgreSQL loads the
     batch with binary COPY, SQLite with one executemany in one transaction. A sample naming a
-    missing user or dashboard is NotFound, and nothing is stored.
+    missing user or dashboard is NotFound, and nothing is stored. The samples are in the
+    hourly rollups when it returns, as part of the same transaction.
+
+    Statements: `record_metrics`; on SQLite, around it, `rollup_high_water` and `roll_up`.
     """
     if isinstance(samples, Mapping | str | bytes) or not isinstance(samples, Iterable):
         raise InvalidInput("samples: expected an iterable of MetricSample or mappings")
     rows = _rows(list(samples), datetime.now(UTC))
-    return await db.copy(STATEMENTS.record_metrics, rows)
+    if _rolled_up_by_trigger(db):
+        return await db.copy(STATEMENTS.record_metrics, rows)
+    async with db.transaction() as tx:
+        after = await tx.fetch_scalar(STATEMENTS.rollup_high_water)
+        stored = await tx.copy(STATEMENTS.record_metrics, rows)
+        await tx.execute_rows(STATEMENTS.roll_up, after=after, from_hour=None)
+    return stored
 
 
 async def record_metric(db: Executor, **fields: Any) -> Metric:
-    """Store one sample (the fields of `MetricSample`) and return it as stored."""
+    """Store one sample (the fields of `MetricSample`) and return it as stored; it is in the
+    hourly rollups as part of the same transaction.
+
+    Statements: `record_metric`; on SQLite, around it, `rollup_high_water` and `roll_up`.
+    """
     try:
         sample = MetricSample.model_validate(fields)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise InvalidInput(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
-    metric = await db.fetch_one(
-        Metric,
-        STATEMENTS.record_metric,
-        metric_id=uuid7(),
+    values = {
+        "metric_id": uuid7(),
         **sample.model_dump(exclude={"timestamp"}),
-        timestamp=sample.timestamp or datetime.now(UTC),
-    )
+        "timestamp": sample.timestamp or datetime.now(UTC),
+    }
+    if _rolled_up_by_trigger(db):
+        metric = await db.fetch_one(Metric, STATEMENTS.record_metric, **values)
+    else:
+        async with db.transaction() as tx:
+            after = await tx.fetch_scalar(STATEMENTS.rollup_high_water)
+            metric = await tx.fetch_one(Metric, STATEMENTS.record_metric, **values)
+            await tx.execute_rows(STATEMENTS.roll_up, after=after, from_hour=None)
     if metric is None:  # INSERT ... RETURNING always yields its row
         raise DatabaseError("record_metric returned no row")
     return metric
+
+
+def _rolled_up_by_trigger(db: Executor) -> bool:
+    """Whether the database adds samples to the rollups itself (PostgreSQL's trigger)."""
+    return base_chain(db.dialect)[-1].name == "postgres"
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A timestamp as a scalar statement returns it (ISO text on SQLite)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+async def maintain(db: Executor, *, months_ahead: int = 3) -> int:
+    """Make the monthly partitions of metrics up to `months_ahead` months from now, and
+    those of the months whose samples sit in the default partition (PostgreSQL; SQLite has
+    one table); returns how many were new. `stratus-sql migrate` and `maintain` run it."""
+    months_ahead = int_arg(months_ahead, "months_ahead", 0, 120)
+    return int(await db.fetch_scalar(STATEMENTS.maintain, months_ahead=months_ahead))
+
+
+_PRUNE_BATCH = 10_000
+
+
+async def prune(db: Executor, *, before: date) -> int:
+    """Delete the raw samples before `before` (the first day of a month, not later than this
+    month's); returns how many went. The rollups stay, so series still answer over the
+    pruned months (from the rollups alone), and `dashboard_series(..., exact=True)` over
+    them raises SamplesPruned.
+
+    PostgreSQL drops whole monthly partitions in one transaction. SQLite deletes in batches
+    of 10,000 samples, a transaction each, so writers wait only for one batch; the start of
+    the samples kept is recorded first, so a series never mistakes a half-pruned month for
+    a complete one.
+
+    Statements: `prune` (the partitions, and where the samples kept start), then
+    `rollup_high_water` and `prune_batch` until a batch comes back short.
+    """
+    if not isinstance(before, date) or isinstance(before, datetime) or before.day != 1:
+        raise InvalidInput("before: expected the first day of a month (a date)")
+    if before > datetime.now(UTC).date().replace(day=1):
+        raise InvalidInput("before: pruning stops at this month: it cannot drop the current one")
+    if db.in_transaction:
+        raise UsageError("prune commits batch by batch: call it on a Database, not a transaction")
+    cutoff = datetime(before.year, before.month, 1, tzinfo=UTC)
+    removed = int(await db.fetch_scalar(STATEMENTS.prune, before=cutoff))
+    high_water = int(await db.fetch_scalar(STATEMENTS.rollup_high_water))
+    for _ in range(high_water // _PRUNE_BATCH + 2):  # rowids up to high_water, at most
+        gone = await db.execute_rows(
+            STATEMENTS.prune_batch, before=cutoff, high_water=high_water, batch=_PRUNE_BATCH
+        )
+        removed += gone
+        if gone < _PRUNE_BATCH:
+            break
+    return removed
+
+
+async def rebuild_rollups(db: Executor, *, since: datetime | None = None) -> int:
+    """Recompute the hourly rollups of the hours from `since` (default: all) from the
+    samples, in one transaction; returns how many rollup rows it wrote. For samples imported
+    or changed behind the layer's back (with the trigger disabled, say). Hours before the
+    samples kept (after a prune) keep their rollups. Writers wait until it commits.
+
+    Statements: `rebuild_rollups` on PostgreSQL; on SQLite `retention`, `clear_rollups`
+    and `roll_up`.
+    """
+    if since is not None and (
+        not isinstance(since, datetime) or since.tzinfo is None or not 2 <= since.year <= 9998
+    ):
+        raise InvalidInput("since: expected a timezone-aware datetime between the years 2 and 9998")
+    if _rolled_up_by_trigger(db):
+        return int(await db.fetch_scalar(STATEMENTS.rebuild_rollups, since=since))
+    async with db.transaction() as tx:
+        start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0) if since else None
+        kept_from = _moment(await tx.fetch_scalar(STATEMENTS.retention))
+        if kept_from is not None and (start is None or start < kept_from):
+            start = kept_from
+        await tx.execute_rows(STATEMENTS.clear_rollups, from_hour=start)
+        return await tx.execute_rows(STATEMENTS.roll_up, after=0, from_hour=start)
 
 
 @overload
@@ -151,6 +263,7 @@ async def dashboard_series(
     dashboard_id: UUID | str | None = ...,
     now: datetime | None = ...,
     allow_stale: Literal[False] = ...,
+    exact: bool = ...,
 ) -> list[MetricBucket]: ...
 
 
@@ -163,6 +276,7 @@ async def dashboard_series(
     dashboard_id: UUID | str | None = ...,
     now: datetime | None = ...,
     allow_stale: Literal[True],
+    exact: bool = ...,
 ) -> StaleableSeries: ...
 
 
@@ -174,12 +288,23 @@ async def dashboard_series(
     dashboard_id: UUID | str | None = None,
     now: datetime | None = None,
     allow_stale: bool = False,
+    exact: bool = False,
 ) -> list[MetricBucket] | StaleableSeries:
     """The series of a period, every bucket present, oldest first.
 
     `24h`: 24 buckets of 1 hour; `7d`: 28 of 6 hours; `30d`: 30 of 1 day. The window is
     [now - period, now), and bucket i starts at now - period + i x width. Samples of one
     user, one dashboard, both, or all of them when neither is given.
+
+    By default a bucket reads the hourly rollups of the whole hours inside it and the samples
+    of the hours its edges cut: `samples`, the means and `error_rate_max` are those of the
+    samples (to float rounding), and `processing_time_p95_ms` is estimated from the merged
+    sketches, within 1% of percentile_cont over the samples. Over pruned months the rollups
+    answer alone, and an hour a bucket edge cuts counts whole in the bucket where it starts.
+    `exact=True` computes every statistic from the samples (p95 by percentile_cont), and
+    raises SamplesPruned when the window reaches back before the samples kept.
+
+    Statements: `dashboard_series`, or `dashboard_series_exact` with `exact=True`.
 
     With `allow_stale=True` (on a Database, outside a transaction) the result comes wrapped
     in a `StaleableSeries`; when the database is unavailable (DatabaseUnavailable,
@@ -194,14 +319,16 @@ async def dashboard_series(
         raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
     if not isinstance(allow_stale, bool):
         raise InvalidInput(f"allow_stale: expected True or False, got {allow_stale!r:.30}")
+    if not isinstance(exact, bool):
+        raise InvalidInput(f"exact: expected True or False, got {exact!r:.30}")
     user = None if user_id is None else uuid_arg(user_id, "user_id")
     board = None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id")
     if not allow_stale:
-        return await _series(db, period, user, board, now)
+        return await _series(db, period, user, board, now, exact)
     kept = _last_good_series(db)
-    key = (period, user, board, now)
+    key = (period, user, board, now, exact)
     try:
-        buckets = await _series(db, period, user, board, now)
+        buckets = await _series(db, period, user, board, now, exact)
     except (DatabaseUnavailable, QueryTimeout):
         if key not in kept:
             raise
@@ -215,24 +342,44 @@ async def dashboard_series(
 
 
 async def _series(
-    db: Executor, period: str, user_id: UUID | None, dashboard_id: UUID | None, now: datetime | None
+    db: Executor,
+    period: str,
+    user_id: UUID | None,
+    dashboard_id: UUID | None,
+    now: datetime | None,
+    exact: bool,
 ) -> list[MetricBucket]:
     buckets, width = PERIODS[period]
     if now is None:
         now = datetime.now(UTC)
-    return await db.fetch_many(
-        MetricBucket,
-        STATEMENTS.dashboard_series,
-        since=now - timedelta(seconds=buckets * width),
+    since = now - timedelta(seconds=buckets * width)
+    rows = await db.fetch_many(
+        SeriesBucket,
+        STATEMENTS.dashboard_series_exact if exact else STATEMENTS.dashboard_series,
+        since=since,
         now=now,
         bucket_seconds=width,
         buckets=buckets,
         user_id=user_id,
         dashboard_id=dashboard_id,
     )
+    kept_from = rows[0].pruned_before if rows else None
+    if exact and kept_from is not None and kept_from > since:
+        raise SamplesPruned(
+            f"the samples before {kept_from:%Y-%m-%d} were pruned: exact=True cannot "
+            f"compute a series from {since:%Y-%m-%d %H:%M}; the default reads the rollups",
+            kept_from,
+        )
+    out = []
+    for row in rows:
+        fields = row.model_dump(exclude={"sketch", "pruned_before"})
+        if not exact:
+            fields["processing_time_p95_ms"] = _sketch.p95(row.sketch or {})
+        out.append(MetricBucket.model_construct(**fields))
+    return out
 
 
-_SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None]
+_SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None, bool]
 _KEPT_SERIES = 1000
 
 

@@ -108,7 +108,8 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     added for them meanwhile):
 
     - delete their conversations (with every message in them), the messages they wrote in
-      other people's conversations, their memories, dashboards and metric samples;
+      other people's conversations, their memories, dashboards, metric samples and hourly
+      metric rollups (the organisation's rollups are recomputed without them);
     - replace the profile's personal data (the row stays, anonymized);
     - blank the personal fields of every audit row about their data, and the network
       details of the rows they caused;
@@ -123,7 +124,8 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     second call is a no-op, but a later call still removes data written since).
     NotFound if there is no such user.
 
-    Statements, in order: `lock_user`; `delete_user_metrics`, `delete_user_dashboards`,
+    Statements, in order: `lock_user`; `delete_user_metrics`, `forget_user_rollups`,
+    `delete_user_rollups`, `delete_user_dashboards`,
     `delete_user_memories`, `delete_user_conversations`, `delete_user_messages`,
     `delete_user_archived_messages`; then, unless nothing was left, `anonymize_user`,
     `compact_search_index`, `audit_about_user`, `audit_caused_by_user`,
@@ -138,6 +140,7 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
             raise NotFound(f"no user {uid}")
         counts = {
             "metrics": await tx.execute_rows(STATEMENTS.delete_user_metrics, user_id=uid),
+            "metric_rollups": await _delete_rollups(tx, uid),
             "dashboards": await tx.execute_rows(STATEMENTS.delete_user_dashboards, user_id=uid),
             "memories": await tx.execute_rows(STATEMENTS.delete_user_memories, user_id=uid),
             "conversations": await tx.execute_rows(
@@ -151,6 +154,13 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
             await _erase(tx, uid, counts)
     await _flush_erased_pages(db)
     return not nothing_left
+
+
+async def _delete_rollups(tx: Executor, uid: UUID) -> int:
+    """Delete the user's hourly metric rollups, once the organisation's no longer count
+    their samples; returns how many rows went."""
+    await tx.execute(STATEMENTS.forget_user_rollups, user_id=uid)
+    return await tx.execute_rows(STATEMENTS.delete_user_rollups, user_id=uid)
 
 
 async def _erase(tx: Executor, uid: UUID, counts: dict[str, int]) -> None:
