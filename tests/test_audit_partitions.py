@@ -127,7 +127,7 @@ def test_maintain_and_prune_commands(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT audit_log_add_partitions(0, '2021-03-01')")
     assert main(["--url", url, "maintain"]) == 0
-    assert "created 0 audit partition(s)" in capsys.readouterr().out
+    assert "created 0 audit and 0 metrics partition(s)" in capsys.readouterr().out
     assert main(["--url", url, "audit", "prune", "--before", "2021-05"]) == 0
     assert "dropped 2 monthly partition(s) before 2021-05" in capsys.readouterr().out
     assert main(["--url", url, "audit", "prune", "--before", "May"]) == 1

@@ -101,7 +101,7 @@ SELECT 0 * :months_ahead;
 -- name: prune :scalar writes
 -- Record that the raw samples before :before go (the batches of prune_batch delete them);
 -- from now on series read those hours from the rollups alone.
-INSERT INTO metrics_retention (pruned_before) VALUES (:before)
+INSERT INTO metrics_retention (only_row, pruned_before) VALUES (1, :before)
 ON CONFLICT (only_row) DO UPDATE SET pruned_before = max(pruned_before, excluded.pruned_before)
 RETURNING 0;
 
