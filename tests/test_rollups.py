@@ -90,7 +90,7 @@ async def compare_every_series(
 ) -> int:
     """Compare the default series with exact=True for every period and scope; returns how
     many non-empty buckets were compared."""
-    args = {
+    args: dict[str, dict[str, Any]] = {
         "user": {"user_id": who.user_id},
         "dashboard": {"dashboard_id": board},
         "both": {"user_id": who.user_id, "dashboard_id": board},
@@ -304,7 +304,8 @@ async def test_erasing_a_person_removes_their_rollups_from_every_level(db: Datab
         + [draw(rng, a, board, now - timedelta(minutes=17 * i)) for i in range(300)],
     )
     assert await users.erase_user(db, a.user_id) is True
-    for scope in ({"user_id": a.user_id}, {"dashboard_id": board}):
+    scopes: list[dict[str, Any]] = [{"user_id": a.user_id}, {"dashboard_id": board}]
+    for scope in scopes:
         for period in metrics.PERIODS:
             series = await metrics.dashboard_series(db, period=period, now=now, **scope)
             assert all(bucket.samples == 0 for bucket in series)
