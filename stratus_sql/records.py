@@ -36,6 +36,7 @@ __all__ = [
     "MessageType",
     "Metric",
     "MetricBucket",
+    "MetricRollup",
     "MetricSample",
     "Page",
     "Record",
@@ -254,6 +255,33 @@ class MetricBucket(Record):
     error_rate: float | None
     processing_time_p95_ms: float | None
     error_rate_max: float | None
+
+
+class MetricRollup(Record):
+    """One hourly rollup of a user's metric samples (`dashboard_id` None: all of them; set:
+    that dashboard's): the count, the sum, min and max of each statistic, and the sketch of
+    processing time (`{bin: count}`, see the README's "Rollups")."""
+
+    user_id: UUID
+    dashboard_id: UUID | None
+    hour: datetime
+    samples: int
+    ia_efficiency_sum: float
+    ia_efficiency_min: float
+    ia_efficiency_max: float
+    model_accuracy_sum: float
+    model_accuracy_min: float
+    model_accuracy_max: float
+    processing_time_ms_sum: float
+    processing_time_ms_min: float
+    processing_time_ms_max: float
+    memory_usage_mb_sum: float
+    memory_usage_mb_min: float
+    memory_usage_mb_max: float
+    error_rate_sum: float
+    error_rate_min: float
+    error_rate_max: float
+    sketch: JsonObject
 
 
 class SeriesBucket(MetricBucket):

@@ -40,6 +40,19 @@ FROM metrics
 WHERE user_id = :user_id
 ORDER BY "timestamp", metric_id;
 
+-- name: user_rollups :many -> MetricRollup
+-- Every hourly metric rollup of a user (theirs and their dashboards'), oldest first.
+SELECT user_id, dashboard_id, hour, samples,
+       ia_efficiency_sum, ia_efficiency_min, ia_efficiency_max,
+       model_accuracy_sum, model_accuracy_min, model_accuracy_max,
+       processing_time_ms_sum, processing_time_ms_min, processing_time_ms_max,
+       memory_usage_mb_sum, memory_usage_mb_min, memory_usage_mb_max,
+       error_rate_sum, error_rate_min, error_rate_max,
+       sketch AS sketch
+FROM metrics_hourly
+WHERE user_id = :user_id
+ORDER BY hour, dashboard_id;
+
 -- name: audit_about_user :many -> AuditEntry
 -- Audit rows about a user's data (they are its subject), oldest first.
 SELECT audit_id, user_id, subject_id, action, table_name, record_id, old_values, new_values,
@@ -62,8 +75,7 @@ SELECT stratus_set('audit_redaction', 'on');
 
 -- name: forget_user_rollups :exec writes
 -- Recompute the organisation's rollups of the hours the user had samples in from everyone
--- else's (the user's own, and the hours no one else had samples in, go with
--- delete_user_rollups).
+-- else's (delete_orphan_rollups and delete_user_rollups follow).
 INSERT INTO metrics_hourly (
     user_id, dashboard_id, hour, samples,
     ia_efficiency_sum, ia_efficiency_min, ia_efficiency_max,
@@ -109,19 +121,25 @@ ON CONFLICT (coalesce(user_id, ''), coalesce(dashboard_id, ''), hour) DO UPDATE 
     error_rate_max = excluded.error_rate_max,
     sketch = excluded.sketch;
 
--- name: delete_user_rollups :execrows
--- Delete the user's hourly rollups (theirs and their dashboards'), and the organisation's of
--- the hours no one else had samples in.
+-- name: delete_orphan_rollups :execrows
+-- Delete the organisation's rollups of the hours in which no one but the user had samples.
 DELETE FROM metrics_hourly
-WHERE user_id = :user_id
-   OR (user_id IS NULL
-       AND hour IN (
-           SELECT hour FROM metrics_hourly WHERE user_id = :user_id AND dashboard_id IS NULL
-       )
-       AND hour NOT IN (
-           SELECT hour FROM metrics_hourly
-           WHERE user_id <> :user_id AND dashboard_id IS NULL
-       ));
+WHERE user_id IS NULL
+  AND hour IN (
+      SELECT hour FROM metrics_hourly WHERE user_id = :user_id AND dashboard_id IS NULL
+  )
+  AND hour NOT IN (
+      SELECT hour FROM metrics_hourly
+      WHERE user_id <> :user_id AND dashboard_id IS NULL
+        AND hour IN (
+            SELECT hour FROM metrics_hourly WHERE user_id = :user_id AND dashboard_id IS NULL
+        )
+  );
+
+-- name: delete_user_rollups :execrows
+-- Delete the user's hourly rollups (theirs and their dashboards').
+DELETE FROM metrics_hourly
+WHERE user_id = :user_id;
 
 -- name: delete_user_metrics :execrows
 -- Delete a user's metric samples.

@@ -20,6 +20,7 @@ from stratus_sql.records import (
     MemoryEntry,
     Message,
     Metric,
+    MetricRollup,
     User,
 )
 from stratus_sql.sqlfiles import load_queries
@@ -51,12 +52,12 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
     """Everything stored about a person, as JSON-ready data: the profile, conversations with
     their messages (live and archived), the messages they wrote in other people's
     conversations (live and archived), memories (expired ones too), dashboards, metric
-    samples, and the audit rows about them. The export itself is recorded in the audit trail
-    (action EXPORT). NotFound if there is no such user.
+    samples and their hourly rollups, and the audit rows about them. The export itself is
+    recorded in the audit trail (action EXPORT). NotFound if there is no such user.
 
     Statements, in order: `get_user` (users), `user_conversations`, `user_messages`,
-    `user_archived_messages`, `user_memories`, `user_metrics`, `audit_about_user`,
-    `record_audit_event`.
+    `user_archived_messages`, `user_memories`, `user_metrics`, `user_rollups`,
+    `audit_about_user`, `record_audit_event`.
     """
     async with db.transaction() as tx:
         user = await _user(tx, user_id)
@@ -67,6 +68,7 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
         memories = await tx.fetch_many(MemoryEntry, STATEMENTS.user_memories, user_id=uid)
         boards = await tx.fetch_many(Dashboard, DASHBOARDS.list_dashboards, user_id=uid)
         samples = await tx.fetch_many(Metric, STATEMENTS.user_metrics, user_id=uid)
+        rollups = await tx.fetch_many(MetricRollup, STATEMENTS.user_rollups, user_id=uid)
         trail = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
         await tx.execute(
             STATEMENTS.record_audit_event,
@@ -99,6 +101,7 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
         "memories": [_json(m) for m in memories],
         "dashboards": [_json(b) for b in boards],
         "metrics": [_json(s) for s in samples],
+        "metric_rollups": [_json(r) for r in rollups],
         "audit": [_json(a) for a in trail],
     }
 
@@ -125,7 +128,7 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     NotFound if there is no such user.
 
     Statements, in order: `lock_user`; `delete_user_metrics`, `forget_user_rollups`,
-    `delete_user_rollups`, `delete_user_dashboards`,
+    `delete_orphan_rollups`, `delete_user_rollups`, `delete_user_dashboards`,
     `delete_user_memories`, `delete_user_conversations`, `delete_user_messages`,
     `delete_user_archived_messages`; then, unless nothing was left, `anonymize_user`,
     `compact_search_index`, `audit_about_user`, `audit_caused_by_user`,
@@ -160,6 +163,7 @@ async def _delete_rollups(tx: Executor, uid: UUID) -> int:
     """Delete the user's hourly metric rollups, once the organisation's no longer count
     their samples; returns how many rows went."""
     await tx.execute(STATEMENTS.forget_user_rollups, user_id=uid)
+    await tx.execute_rows(STATEMENTS.delete_orphan_rollups, user_id=uid)
     return await tx.execute_rows(STATEMENTS.delete_user_rollups, user_id=uid)
 
 
