@@ -286,10 +286,12 @@ class MetricRollup(Record):
 
 class SeriesBucket(MetricBucket):
     """A row of the series statements: a MetricBucket before its p95 is estimated, with the
-    merged sketch of processing time (`{bin: count}`, rollups only) and where the raw
-    samples kept start (`pruned_before`, None when none was pruned)."""
+    sketches of processing time of its parts end to end (bins and their counts, a bin
+    repeated once per part; rollups only), and where the raw samples kept start
+    (`pruned_before`, None when none was pruned)."""
 
-    sketch: JsonObject | None
+    sketch_bins: list[int] | None
+    sketch_counts: list[int] | None
     pruned_before: datetime | None
 
 

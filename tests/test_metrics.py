@@ -38,7 +38,7 @@ def sample(user: User, **overrides: object) -> Sample:
 def private_now() -> datetime:
     """A `now` in a window of the past no other test writes into."""
     return datetime(1990, 1, 1, tzinfo=UTC) + timedelta(
-        days=random.randrange(100_000), microseconds=random.randrange(10**6)
+        days=random.randrange(2_500_000), microseconds=random.randrange(10**6)
     )
 
 

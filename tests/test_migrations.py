@@ -45,6 +45,11 @@ SELECT 'enum', t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumso
   FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname
 UNION ALL
 SELECT 'function', pg_get_functiondef(p.oid) FROM pg_proc p
+  WHERE p.pronamespace = 'public'::regnamespace AND p.prokind <> 'a'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'aggregate', p.oid::regprocedure::text || ' ' || a.aggtransfn::text FROM pg_proc p
+  JOIN pg_aggregate a ON a.aggfnoid = p.oid
   WHERE p.pronamespace = 'public'::regnamespace
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
 UNION ALL

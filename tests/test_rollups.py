@@ -112,8 +112,9 @@ async def test_the_default_series_equals_the_exact_one_over_random_samples(
     db: Database, seed: int
 ) -> None:
     rng = random.Random(seed)
-    now = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(
-        days=rng.randrange(100_000), seconds=rng.randrange(86400), microseconds=rng.randrange(10**6)
+    # Far from the windows the other tests of this database write into.
+    now = datetime(9000, 1, 1, tzinfo=UTC) + timedelta(
+        days=rng.randrange(300_000), seconds=rng.randrange(86400), microseconds=rng.randrange(10**6)
     )
     if seed == 2:  # a `now` on the hour: every bucket edge is an hour edge
         now = now.replace(minute=0, second=0, microsecond=0)
@@ -207,16 +208,25 @@ async def test_a_pruned_month_answers_from_the_rollups_and_exact_refuses(
         await metrics.dashboard_series(db, period="30d", now=after, exact=True),
     )
 
-    # Over the pruned hours the rollups answer alone: an hour counts where it starts.
-    since = now - timedelta(days=30)
-    expected = [0] * 30
-    for s in samples:
-        hour = s["timestamp"].replace(minute=0, second=0, microsecond=0)
-        at = hour if s["timestamp"] < horizon else s["timestamp"]
-        if since <= at < now:
-            expected[int((at - since).total_seconds() // 86400)] += 1
+    # Over the pruned hours the rollups answer alone: an hour counts where it starts. That
+    # holds for hourly buckets too, which off the hour otherwise read every sample.
+    def by_hour_start(period: str, until: datetime) -> list[int]:
+        count, width = metrics.PERIODS[period]
+        start = until - timedelta(seconds=count * width)
+        expected = [0] * count
+        for s in samples:
+            hour = s["timestamp"].replace(minute=0, second=0, microsecond=0)
+            at = hour if s["timestamp"] < horizon else s["timestamp"]
+            if start <= at < until:
+                expected[int((at - start).total_seconds() // width)] += 1
+        return expected
+
     rolled = await metrics.dashboard_series(db, period="30d", now=now)
-    assert [b.samples for b in rolled] == expected
+    assert [b.samples for b in rolled] == by_hour_start("30d", now)
+    inside = horizon - timedelta(days=5, minutes=43)
+    hourly = await metrics.dashboard_series(db, period="24h", now=inside)
+    assert [b.samples for b in hourly] == by_hour_start("24h", inside)
+    assert sum(b.samples for b in hourly) > 0
     # The buckets wholly after the horizon are those of the samples, as before the prune.
     for got, was in zip(rolled, before, strict=True):
         if got.bucket_start >= horizon:

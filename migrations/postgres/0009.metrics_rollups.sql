@@ -180,6 +180,12 @@ CREATE FUNCTION metrics_sketch_bin(ms double precision) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN ms > 0 THEN ceil(ln(ms) / ln(101::float8 / 99))::integer ELSE -2147483648 END $$;
 
+-- Arrays end to end: the default series hands each bucket's sketches to the layer this way,
+-- which adds up the counts of each bin (measured: 4x faster than grouping by bin in SQL).
+CREATE AGGREGATE metrics_concat(anycompatiblearray) (
+    SFUNC = array_cat, STYPE = anycompatiblearray, INITCOND = '{}'
+);
+
 -- Two sketches merged: the counts of each bucket added.
 CREATE FUNCTION metrics_sketch_merge(
     a_bins integer[], a_counts bigint[], b_bins integer[], b_counts bigint[],
@@ -197,6 +203,41 @@ AS $$
         ) AS both_sketches (bin, n)
         GROUP BY bin
     ) AS merged
+$$;
+
+-- The samples in the ranges [los[i], his[i]) of one user, one dashboard, both or neither
+-- (NULL: any): the default series reads the hours a bucket edge cuts with it. A function,
+-- planned on its own once per series, with JIT off: the planner cannot know how many samples
+-- the ranges hold, and its default guess (a third of the table per range bound) made the
+-- series cost enough to be JIT-compiled, 0.7 s a call for a few milliseconds of work. One
+-- branch runs, by which arguments are given.
+CREATE FUNCTION metrics_between(los timestamptz[], his timestamptz[], uid uuid, did uuid)
+RETURNS TABLE (
+    "timestamp"        timestamptz,
+    ia_efficiency      double precision,
+    model_accuracy     double precision,
+    processing_time_ms double precision,
+    memory_usage_mb    double precision,
+    error_rate         double precision
+)
+LANGUAGE sql STABLE ROWS 1000 SET jit = off AS $$
+    SELECT m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
+    FROM unnest(los, his) AS c (lo, hi)
+    JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE did IS NOT NULL AND m.dashboard_id = did AND (uid IS NULL OR m.user_id = uid)
+    UNION ALL
+    SELECT m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
+    FROM unnest(los, his) AS c (lo, hi)
+    JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE did IS NULL AND uid IS NOT NULL AND m.user_id = uid
+    UNION ALL
+    SELECT m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
+    FROM unnest(los, his) AS c (lo, hi)
+    JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE did IS NULL AND uid IS NULL
 $$;
 
 -- The statement that adds the samples of `source` (a relation, or a parenthesized query,

@@ -60,8 +60,9 @@ SELECT metrics_rebuild_rollups(:since);
 -- name: dashboard_series :many -> SeriesBucket
 -- The series of dashboard_series_exact from the hourly rollups: a bucket takes the rollups of
 -- the whole hours inside it and the samples of the hours a bucket edge cuts. Counts, sums,
--- min and max add up exactly; the sketches of processing time are merged (the bins of the
--- cut hours' samples added), and `sketch` ({bin: count}) is what p95 is estimated from.
+-- min and max add up exactly. The sketches of processing time of the bucket's hours, and the
+-- bins of its cut hours' samples, come end to end (`sketch_bins`, `sketch_counts`): the
+-- layer adds up each bin's counts and estimates p95 from them.
 -- An hour whose samples were pruned counts whole in the bucket where it starts.
 WITH params AS (
     SELECT :since::timestamptz AS since,
@@ -116,33 +117,38 @@ cut AS (
 edge AS (
     SELECT floor(extract(epoch FROM m."timestamp" - p.since) / :bucket_seconds)::integer AS i,
            metrics_sketch_bin(m.processing_time_ms) AS bin,
-           m.ia_efficiency, m.model_accuracy, m.processing_time_ms, m.memory_usage_mb,
-           m.error_rate
-    FROM cut AS c
-    CROSS JOIN params AS p
-    JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
-    WHERE (:user_id::uuid IS NULL OR m.user_id = :user_id::uuid)
-      AND (:dashboard_id::uuid IS NULL OR m.dashboard_id = :dashboard_id::uuid)
+           count(*) AS n,
+           sum(m.ia_efficiency) AS ia_efficiency_sum,
+           sum(m.model_accuracy) AS model_accuracy_sum,
+           sum(m.processing_time_ms) AS processing_time_ms_sum,
+           sum(m.memory_usage_mb) AS memory_usage_mb_sum,
+           sum(m.error_rate) AS error_rate_sum,
+           max(m.error_rate) AS error_rate_max
+    FROM params AS p
+    CROSS JOIN metrics_between(
+        ARRAY(SELECT lo FROM cut ORDER BY lo), ARRAY(SELECT hi FROM cut ORDER BY lo),
+        :user_id::uuid, :dashboard_id::uuid
+    ) AS m
+    GROUP BY 1, 2
 ),
 parts AS (
     SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max
     FROM rolled
     UNION ALL
-    SELECT i, count(*), sum(ia_efficiency), sum(model_accuracy), sum(processing_time_ms),
-           sum(memory_usage_mb), sum(error_rate), max(error_rate)
+    SELECT i, n, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max
     FROM edge
-    GROUP BY i
 ),
-bins AS (
-    SELECT i, bin, sum(n) AS n
+sketches AS (
+    SELECT i, metrics_concat(sketch_bins) AS sketch_bins,
+           metrics_concat(sketch_counts) AS sketch_counts
     FROM (
-        SELECT r.i, k.bin, k.n
-        FROM rolled AS r, unnest(r.sketch_bins, r.sketch_counts) AS k (bin, n)
+        SELECT i, sketch_bins, sketch_counts FROM rolled
         UNION ALL
-        SELECT i, bin, 1 FROM edge
+        SELECT i, array_agg(bin), array_agg(n) FROM edge GROUP BY i
     ) AS both_kinds
-    GROUP BY i, bin
+    GROUP BY i
 ),
 totals AS (
     SELECT i, sum(samples) AS samples, sum(ia_efficiency_sum) AS ia_efficiency,
@@ -162,11 +168,13 @@ SELECT s.b_start AS bucket_start,
        t.error_rate / t.samples AS error_rate,
        NULL::double precision AS processing_time_p95_ms,
        t.error_rate_max,
-       (SELECT jsonb_object_agg(b.bin, b.n) FROM bins AS b WHERE b.i = s.i) AS sketch,
+       k.sketch_bins,
+       k.sketch_counts,
        nullif(p.horizon, '-infinity') AS pruned_before
 FROM series AS s
 CROSS JOIN params AS p
 LEFT JOIN totals AS t ON t.i = s.i
+LEFT JOIN sketches AS k ON k.i = s.i
 ORDER BY s.i;
 
 -- name: dashboard_series_exact :many -> SeriesBucket
@@ -189,7 +197,8 @@ SELECT s.bucket_start,
        b.error_rate,
        b.processing_time_p95_ms,
        b.error_rate_max,
-       NULL::jsonb AS sketch,
+       NULL::integer[] AS sketch_bins,
+       NULL::bigint[] AS sketch_counts,
        (SELECT pruned_before FROM metrics_retention) AS pruned_before
 FROM series AS s
 CROSS JOIN LATERAL (

@@ -121,8 +121,9 @@ SELECT 0 WHERE :since IS NULL;
 -- name: dashboard_series :many -> SeriesBucket
 -- The series of dashboard_series_exact from the hourly rollups: a bucket takes the rollups of
 -- the whole hours inside it and the samples of the hours a bucket edge cuts. Counts, sums,
--- min and max add up exactly; the sketches of processing time are merged (the bins of the
--- cut hours' samples added), and `sketch` ({bin: count}) is what p95 is estimated from.
+-- min and max add up exactly. The sketches of processing time of the bucket's hours, and the
+-- bins of its cut hours' samples, come end to end (`sketch_bins`, `sketch_counts`, JSON
+-- arrays): the layer adds up each bin's counts and estimates p95 from them.
 -- An hour whose samples were pruned counts whole in the bucket where it starts. Times are
 -- ISO text of one format, compared as text.
 WITH RECURSIVE series (i) AS (
@@ -218,15 +219,15 @@ parts AS (
     FROM edge
     GROUP BY i
 ),
-bins AS (
-    SELECT i, bin, sum(n) AS n
+sketches AS (
+    SELECT i, json_group_array(bin) AS sketch_bins, json_group_array(n) AS sketch_counts
     FROM (
         SELECT r.i, CAST(k.key AS INTEGER) AS bin, k.value AS n
         FROM rolled AS r, json_each(r.sketch) AS k
         UNION ALL
         SELECT i, bin, 1 FROM edge
     )
-    GROUP BY i, bin
+    GROUP BY i
 ),
 totals AS (
     SELECT i, sum(samples) AS samples, sum(ia_efficiency_sum) AS ia_efficiency,
@@ -246,11 +247,13 @@ SELECT b.b_start AS bucket_start,
        t.error_rate / t.samples AS error_rate,
        NULL AS processing_time_p95_ms,
        t.error_rate_max,
-       (SELECT json_group_object(x.bin, x.n) FROM bins AS x WHERE x.i = b.i) AS sketch,
+       k.sketch_bins,
+       k.sketch_counts,
        nullif(o.horizon, '') AS pruned_before
 FROM buckets AS b
 CROSS JOIN origin AS o
 LEFT JOIN totals AS t ON t.i = b.i
+LEFT JOIN sketches AS k ON k.i = b.i
 ORDER BY b.i;
 
 -- name: dashboard_series_exact :many -> SeriesBucket
@@ -322,7 +325,8 @@ SELECT strftime('%Y-%m-%dT%H:%M:%S', o.seconds + s.i * :bucket_seconds, 'unixepo
        f.error_rate,
        p95.value AS processing_time_p95_ms,
        f.error_rate_max,
-       NULL AS sketch,
+       NULL AS sketch_bins,
+       NULL AS sketch_counts,
        (SELECT pruned_before FROM metrics_retention) AS pruned_before
 FROM series AS s
 CROSS JOIN origin AS o

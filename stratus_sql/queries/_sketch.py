@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 __all__ = ["ACCURACY", "ZERO_BIN", "p95", "value_of"]
 
@@ -32,19 +31,22 @@ def value_of(k: int) -> float:
         return sys.float_info.max
 
 
-def p95(sketch: Mapping[str, Any]) -> float | None:
+def p95(bins: Sequence[int], counts: Sequence[int]) -> float | None:
     """The 95th percentile as percentile_cont computes it (linear interpolation between the
     values at ranks floor(h) and floor(h) + 1, h = 0.95 (n - 1)), each value estimated by its
-    bucket; None for an empty sketch. `sketch` maps a bin (text, as JSON keys are) to its
-    count."""
-    bins = sorted((int(k), int(n)) for k, n in sketch.items())
-    total = sum(n for _, n in bins)
+    bucket; None for an empty sketch. `bins[i]` holds `counts[i]` values; a bin may repeat
+    (the sketches of several hours end to end)."""
+    merged: dict[int, int] = {}
+    for k, n in zip(bins, counts, strict=True):
+        merged[k] = merged.get(k, 0) + n
+    ordered = sorted(merged.items())
+    total = sum(merged.values())
     if total <= 0:
         return None
     h = 0.95 * (total - 1)
     low = math.floor(h)
-    low_value = _at(bins, low)
-    return low_value + (h - low) * (_at(bins, min(low + 1, total - 1)) - low_value)
+    low_value = _at(ordered, low)
+    return low_value + (h - low) * (_at(ordered, min(low + 1, total - 1)) - low_value)
 
 
 def _at(bins: list[tuple[int, int]], rank: int) -> float:

@@ -14,11 +14,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, NotRequired, overload
+from typing import Any, Literal, overload
 from uuid import UUID
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+from pydantic import ValidationError
 
 from stratus_sql.dialects import base_chain
 from stratus_sql.engine import Executor
@@ -30,17 +29,14 @@ from stratus_sql.errors import (
     SamplesPruned,
     UsageError,
 )
-from stratus_sql.ids import uuid7, uuid7_batch
+from stratus_sql.ids import uuid7
 from stratus_sql.queries import _sketch
 from stratus_sql.queries._input import int_arg, uuid_arg
+from stratus_sql.queries._samples import sample_rows
 from stratus_sql.records import (
-    Amount,
     Metric,
     MetricBucket,
     MetricSample,
-    Moment,
-    Periodo,
-    Rate,
     SeriesBucket,
     StaleableSeries,
 )
@@ -66,65 +62,6 @@ PERIODS: dict[str, tuple[int, int]] = {
 }
 
 
-class _SampleMapping(TypedDict):
-    """A sample given as a mapping: the fields and rules of MetricSample, validated as a
-    plain dict (twice as fast as building MetricSample instances, measured on bulk loads)."""
-
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-
-    user_id: UUID
-    dashboard_id: NotRequired[UUID | None]
-    ia_efficiency: Rate
-    model_accuracy: Rate
-    processing_time_ms: Amount
-    memory_usage_mb: Amount
-    error_rate: Rate
-    timestamp: NotRequired[Moment | None]
-    periodo: NotRequired[Periodo | None]
-
-
-_MAPPINGS = TypeAdapter(list[_SampleMapping])
-
-
-def _rows(items: list[Any], now: datetime) -> list[tuple[Any, ...]]:
-    """The rows of `record_metrics`, validated: metric_id, user_id, dashboard_id,
-    ia_efficiency, model_accuracy, processing_time_ms, memory_usage_mb, error_rate,
-    timestamp (default `now`), periodo; the statement's parameters, in order."""
-    plain: list[tuple[int, Any]] = []
-    for i, item in enumerate(items):
-        if type(item) is dict or isinstance(
-            item, Mapping
-        ):  # the common case, without the slower ABC check
-            plain.append((i, item))
-        elif not isinstance(item, MetricSample):
-            raise InvalidInput(
-                f"samples[{i}]: expected a MetricSample or a mapping, not {type(item).__name__}"
-            )
-    try:
-        checked = iter(_MAPPINGS.validate_python([m for _, m in plain]))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        position, *field = error["loc"]
-        where = f"samples[{plain[int(position)][0]}]"
-        raise InvalidInput(f"{where}.{'.'.join(map(str, field))}: {error['msg']}") from None
-    rows = []
-    for metric_id, item in zip(uuid7_batch(len(items)), items, strict=True):
-        if isinstance(item, MetricSample):
-            rows.append(
-                (metric_id, item.user_id, item.dashboard_id, item.ia_efficiency,
-                 item.model_accuracy, item.processing_time_ms, item.memory_usage_mb,
-                 item.error_rate, item.timestamp or now, item.periodo)
-            )  # fmt: skip
-        else:
-            m = next(checked)
-            rows.append(
-                (metric_id, m["user_id"], m.get("dashboard_id"), m["ia_efficiency"],
-                 m["model_accuracy"], m["processing_time_ms"], m["memory_usage_mb"],
-                 m["error_rate"], m.get("timestamp") or now, m.get("periodo"))
-            )  # fmt: skip
-    return rows
-
-
 async def record_metrics(db: Executor, samples: Iterable[MetricSample | Mapping[str, Any]]) -> int:
     """Store a batch of samples, all or nothing; returns how many were stored.
 
@@ -138,7 +75,7 @@ async def record_metrics(db: Executor, samples: Iterable[MetricSample | Mapping[
     """
     if isinstance(samples, Mapping | str | bytes) or not isinstance(samples, Iterable):
         raise InvalidInput("samples: expected an iterable of MetricSample or mappings")
-    rows = _rows(list(samples), datetime.now(UTC))
+    rows = sample_rows(list(samples), datetime.now(UTC))
     if _rolled_up_by_trigger(db):
         return await db.copy(STATEMENTS.record_metrics, rows)
     async with db.transaction() as tx:
@@ -353,17 +290,29 @@ async def _series(
     if now is None:
         now = datetime.now(UTC)
     since = now - timedelta(seconds=buckets * width)
+    args = {
+        "since": since,
+        "now": now,
+        "bucket_seconds": width,
+        "buckets": buckets,
+        "user_id": user_id,
+        "dashboard_id": dashboard_id,
+    }
+    # Hourly buckets off the hour hold no whole hour: every sample is read either way, and
+    # reading them for the exact statistics is the cheaper (unless they were pruned).
+    utc = now.astimezone(UTC)
+    from_samples = exact or (
+        width == 3600 and (utc.minute, utc.second, utc.microsecond) != (0, 0, 0)
+    )
     rows = await db.fetch_many(
         SeriesBucket,
-        STATEMENTS.dashboard_series_exact if exact else STATEMENTS.dashboard_series,
-        since=since,
-        now=now,
-        bucket_seconds=width,
-        buckets=buckets,
-        user_id=user_id,
-        dashboard_id=dashboard_id,
+        STATEMENTS.dashboard_series_exact if from_samples else STATEMENTS.dashboard_series,
+        **args,
     )
     kept_from = rows[0].pruned_before if rows else None
+    if from_samples and not exact and kept_from is not None and kept_from > since:
+        from_samples = False
+        rows = await db.fetch_many(SeriesBucket, STATEMENTS.dashboard_series, **args)
     if exact and kept_from is not None and kept_from > since:
         raise SamplesPruned(
             f"the samples before {kept_from:%Y-%m-%d} were pruned: exact=True cannot "
@@ -372,9 +321,11 @@ async def _series(
         )
     out = []
     for row in rows:
-        fields = row.model_dump(exclude={"sketch", "pruned_before"})
-        if not exact:
-            fields["processing_time_p95_ms"] = _sketch.p95(row.sketch or {})
+        fields = row.model_dump(exclude={"sketch_bins", "sketch_counts", "pruned_before"})
+        if not from_samples:
+            fields["processing_time_p95_ms"] = _sketch.p95(
+                row.sketch_bins or [], row.sketch_counts or []
+            )
         out.append(MetricBucket.model_construct(**fields))
     return out
 
