@@ -139,8 +139,7 @@ edges (j) AS (
 origin AS (
     SELECT CAST(strftime('%s', substr(:since, 1, 19)) AS INTEGER) AS seconds,
            '.' || substr(:since, 21, 6) || 'Z' AS fraction,
-           CAST(strftime('%s', substr(:since, 1, 19)) AS INTEGER) * 1000000
-           + CAST(substr(:since, 21, 6) AS INTEGER) AS micros,
+           CAST(substr(:since, 21, 6) AS INTEGER) AS fraction_micros,
            coalesce((SELECT pruned_before FROM metrics_retention), '') AS horizon
 ),
 buckets AS (
@@ -171,17 +170,20 @@ rollups AS (
     WHERE :dashboard_id IS NOT NULL AND dashboard_id = :dashboard_id AND (:user_id IS NULL OR user_id = :user_id)
       AND hour >= :since AND hour < :now
 ),
+-- An hour's bucket is where it starts (the index by arithmetic, not a join on ranges).
 rolled AS (
     SELECT b.i, r.*
-    FROM buckets AS b
+    FROM rollups AS r
     CROSS JOIN origin AS o
-    JOIN rollups AS r
-      ON r.hour >= b.b_start AND r.hour < b.b_end
-     AND (r.hour <= b.last_whole OR r.hour < o.horizon)
+    JOIN buckets AS b
+      ON b.i = ((CAST(strftime('%s', substr(r.hour, 1, 19)) AS INTEGER) - o.seconds) * 1000000
+                - o.fraction_micros) / (:bucket_seconds * 1000000)
+    WHERE r.hour <= b.last_whole OR r.hour < o.horizon
 ),
 -- The hours a bucket edge (the window's two included) cuts, where samples are kept.
 points AS (
-    SELECT strftime('%Y-%m-%dT%H:%M:%S', o.seconds + e.j * :bucket_seconds, 'unixepoch')
+    SELECT e.j,
+           strftime('%Y-%m-%dT%H:%M:%S', o.seconds + e.j * :bucket_seconds, 'unixepoch')
            || o.fraction AS point,
            strftime('%Y-%m-%dT%H:00:00.000000Z', o.seconds + e.j * :bucket_seconds + 3600, 'unixepoch')
            AS next_hour
@@ -189,35 +191,59 @@ points AS (
     CROSS JOIN origin AS o
 ),
 cut AS (
-    SELECT DISTINCT max(substr(p.point, 1, 13) || ':00:00.000000Z', :since, o.horizon) AS lo,
-                    min(p.next_hour, :now) AS hi
+    SELECT p.j, p.point,
+           max(substr(p.point, 1, 13) || ':00:00.000000Z', :since, o.horizon) AS lo,
+           min(p.next_hour, :now) AS hi
     FROM points AS p
     CROSS JOIN origin AS o
     WHERE p.point <> substr(p.point, 1, 13) || ':00:00.000000Z'
 ),
-edge AS (
-    SELECT (CAST(strftime('%s', substr(m."timestamp", 1, 19)) AS INTEGER) * 1000000
-            + CAST(substr(m."timestamp", 21, 6) AS INTEGER) - o.micros)
-           / (:bucket_seconds * 1000000) AS i,
-           CASE WHEN m.processing_time_ms > 0
-                THEN CAST(ceil(ln(m.processing_time_ms) / ln(101.0 / 99)) AS INTEGER)
-                ELSE -2147483648 END AS bin,
-           m.ia_efficiency, m.model_accuracy, m.processing_time_ms, m.memory_usage_mb,
-           m.error_rate
+-- One branch runs, by which arguments are given, each on its own index.
+cut_samples AS (
+    SELECT c.j, c.point, m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
     FROM cut AS c
-    CROSS JOIN origin AS o
+    JOIN metrics AS m
+      ON m.dashboard_id = :dashboard_id AND m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE :dashboard_id IS NOT NULL AND (:user_id IS NULL OR m.user_id = :user_id)
+    UNION ALL
+    SELECT c.j, c.point, m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
+    FROM cut AS c
+    JOIN metrics AS m
+      ON m.user_id = :user_id AND m."timestamp" >= c.lo AND m."timestamp" < c.hi
+    WHERE :dashboard_id IS NULL AND :user_id IS NOT NULL
+    UNION ALL
+    SELECT c.j, c.point, m."timestamp", m.ia_efficiency, m.model_accuracy, m.processing_time_ms,
+           m.memory_usage_mb, m.error_rate
+    FROM cut AS c
     JOIN metrics AS m ON m."timestamp" >= c.lo AND m."timestamp" < c.hi
-    WHERE (:user_id IS NULL OR m.user_id = :user_id)
-      AND (:dashboard_id IS NULL OR m.dashboard_id = :dashboard_id)
+    WHERE :dashboard_id IS NULL AND :user_id IS NULL
+),
+-- A cut hour's samples before its edge are the bucket's before the edge.
+edge AS (
+    SELECT CASE WHEN "timestamp" < point THEN j - 1 ELSE j END AS i,
+           CASE WHEN processing_time_ms > 0
+                THEN CAST(ceil(ln(processing_time_ms) / ln(101.0 / 99)) AS INTEGER)
+                ELSE -2147483648 END AS bin,
+           count(*) AS n,
+           sum(ia_efficiency) AS ia_efficiency_sum,
+           sum(model_accuracy) AS model_accuracy_sum,
+           sum(processing_time_ms) AS processing_time_ms_sum,
+           sum(memory_usage_mb) AS memory_usage_mb_sum,
+           sum(error_rate) AS error_rate_sum,
+           max(error_rate) AS error_rate_max
+    FROM cut_samples
+    GROUP BY 1, 2
 ),
 parts AS (
-    SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum, memory_usage_mb_sum, error_rate_sum, error_rate_max
+    SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max
     FROM rolled
     UNION ALL
-    SELECT i, count(*), sum(ia_efficiency), sum(model_accuracy), sum(processing_time_ms),
-           sum(memory_usage_mb), sum(error_rate), max(error_rate)
+    SELECT i, n, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max
     FROM edge
-    GROUP BY i
 ),
 sketches AS (
     SELECT i, json_group_array(bin) AS sketch_bins, json_group_array(n) AS sketch_counts
@@ -225,7 +251,7 @@ sketches AS (
         SELECT r.i, CAST(k.key AS INTEGER) AS bin, k.value AS n
         FROM rolled AS r, json_each(r.sketch) AS k
         UNION ALL
-        SELECT i, bin, 1 FROM edge
+        SELECT i, bin, n FROM edge
     )
     GROUP BY i
 ),
