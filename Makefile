@@ -30,6 +30,8 @@ bench:
 	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/calls.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/metrics_ingest.py
+	$(BIN)/python bench/metrics_sqlite.py
 
 load:
 	$(BIN)/python -W ignore::UserWarning bench/load.py $(LOAD_ARGS)

@@ -1,26 +1,36 @@
-"""Dashboard series and metric ingest against the original plan's ORM approach.
+"""Dashboard series on PostgreSQL: hourly rollups against raw samples and the ORM baseline.
 
-    python bench/metrics.py [--sizes 100000 1000000] [--users 10] [--ingest 100000]
+    python bench/metrics.py [--sizes 1000000 10000000] [--users 10] [--repeat 9]
 
-The original plan read a dashboard with a SQLAlchemy ORM query that fetched every row of the
-period and aggregated in Python; `orm_series` below does exactly that. Next to it run
-`dashboard_series` and raw asyncpg executing the same SQL, on the same PostgreSQL database, for
-24h, 7d and 30d, at each stored size. Ingest compares ORM `add_all`, asyncpg `executemany`,
-`record_metrics` (binary COPY) and raw `copy_records_to_table`. A throwaway database is made
-on the server (STRATUS_BENCH_SERVER, default the local one) and dropped afterwards.
+Samples spread over 35 days and the users are loaded with `record_metrics`, 100,000 a call
+(the rollup trigger runs on each). At each size, for 24h, 7d and 30d, `dashboard_series` is
+timed by default (rollups, and the samples of the hours bucket edges cut) and with
+`exact=True`, for one user and the organisation, next to the original plan's read
+(`orm_series`: a SQLAlchemy ORM query fetching every row of the period, aggregated in
+Python). `now` is the current time, as a dashboard passes it; the organisation's 30d series
+is also timed with `now` on the hour. Every series must count the samples of each bucket as
+the exact one does. The layer's connection first runs each statement 6 times, as a running
+application's have; the same calls on connections with JIT off and custom plans only
+(`tuned`) show what the server's settings cost, and the generic plan is EXPLAINed at the
+end. A throwaway database is made on STRATUS_BENCH_SERVER (default the local server) and
+dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import random
 import statistics
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import asyncpg
@@ -30,15 +40,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from throwaway import throwaway_database
 
 import stratus_sql
-from stratus_sql.drivers.pgconnect import init_connection as _init_connection
-from stratus_sql.drivers.pgconnect import keep_session as _keep_session
-from stratus_sql.ids import uuid7, uuid7_batch
 from stratus_sql.queries import metrics, users
 
-COLUMNS = [
-    "metric_id", "user_id", "dashboard_id", "ia_efficiency", "model_accuracy",
-    "processing_time_ms", "memory_usage_mb", "error_rate", "timestamp", "periodo",
-]  # fmt: skip
+STATISTICS = ["ia_efficiency", "model_accuracy", "processing_time_ms", "memory_usage_mb",
+              "error_rate"]  # fmt: skip
+BATCH = 100_000  # samples per record_metrics call when loading
+SPAN = timedelta(days=35)  # the samples' spread before the load's `now`
+EXACT_REPEAT = 3  # a full scan of the window: fewer runs
+ORM_REPEAT = 3  # fetching every row of the window; 1 run above ORM_FULL_REPEAT_UP_TO stored
+ORM_FULL_REPEAT_UP_TO = 1_000_000
+SLOW = 1.0  # seconds: a call slower than that is timed 3 times at most
+TUNED = "jit=off&plan_cache_mode=force_custom_plan"  # asyncpg: URL parameters set the server's
+SERIES = metrics.STATEMENTS.dashboard_series.for_dialect("postgres")
 
 
 class Base(DeclarativeBase):
@@ -93,13 +106,7 @@ async def orm_series(
             "bucket_start": since + timedelta(seconds=i * width),
             "samples": len(inside),
         }
-        for name in (
-            "ia_efficiency",
-            "model_accuracy",
-            "processing_time_ms",
-            "memory_usage_mb",
-            "error_rate",
-        ):
+        for name in STATISTICS:
             bucket[name] = statistics.fmean(getattr(r, name) for r in inside) if inside else None
         bucket["processing_time_p95_ms"] = (
             percentile_cont([r.processing_time_ms for r in inside], 0.95) if inside else None
@@ -111,11 +118,12 @@ async def orm_series(
 
 def rows_for(
     user_ids: list[uuid.UUID], n: int, now: datetime, rng: random.Random
-) -> list[dict[str, Any]]:
-    """n samples (without ids) over the 35 days before `now`, round-robin over the users."""
-    span = 35 * 86400
-    return [
-        {
+) -> Iterator[dict[str, Any]]:
+    """n samples (without ids) spread evenly over the 35 days before `now`, newest first,
+    round-robin over the users."""
+    span = SPAN.total_seconds()
+    for i in range(n):
+        yield {
             "user_id": user_ids[i % len(user_ids)],
             "dashboard_id": None,
             "ia_efficiency": rng.uniform(0.75, 0.98),
@@ -126,202 +134,213 @@ def rows_for(
             "timestamp": now - timedelta(seconds=span * (i + 0.5) / n),
             "periodo": "1h",
         }
-        for i in range(n)
-    ]
 
 
-def with_ids(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The rows as tuples in COLUMNS order, each with a new id, for the raw drivers."""
-    return [
-        (i, r["user_id"], r["dashboard_id"], r["ia_efficiency"], r["model_accuracy"],
-         r["processing_time_ms"], r["memory_usage_mb"], r["error_rate"], r["timestamp"],
-         r["periodo"])
-        for i, r in zip(uuid7_batch(len(rows)), rows, strict=True)
-    ]  # fmt: skip
+async def make_users(db: stratus_sql.Database, n: int) -> list[uuid.UUID]:
+    made = []
+    for i in range(n):
+        user = await users.create_user(db, name=f"U{i}", email=f"u{i}@bench.example", role="pilot")
+        made.append(user.user_id)
+    return made
 
 
-async def median_seconds(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
+async def load(db: stratus_sql.Database, user_ids: list[uuid.UUID], n: int, now: datetime) -> float:
+    """Store n samples with record_metrics, BATCH at a time; the seconds spent in it (the
+    samples are made beforehand, batch by batch)."""
+    samples, spent = rows_for(user_ids, n, now, random.Random(n)), 0.0
+    while batch := list(islice(samples, BATCH)):
         started = time.perf_counter()
-        await call()
+        await metrics.record_metrics(db, batch)
+        spent += time.perf_counter() - started
+    return spent
+
+
+async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
+    """The median seconds of `repeat` calls (of 3 when the first takes over SLOW seconds),
+    and what the last one returned."""
+    samples: list[float] = []
+    result = None
+    while len(samples) < (repeat if not samples or samples[0] < SLOW else min(repeat, 3)):
+        started = time.perf_counter()
+        result = await call()
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    return statistics.median(samples), result
 
 
-async def measure_period(
-    db: stratus_sql.Database,
-    raw: asyncpg.Pool,
-    sessions: Callable[[], AsyncSession],
-    user_id: uuid.UUID,
-    size: int,
-    period: str,
-    now: datetime,
-    repeat: int,
-) -> str:
-    """One table row: the layer, raw asyncpg and the ORM baseline on one period."""
-    stmt = metrics.STATEMENTS.dashboard_series.for_dialect("postgres")
+def counts(buckets: list[Any]) -> list[int]:
+    return [b["samples"] if isinstance(b, dict) else b.samples for b in buckets]
+
+
+@dataclass
+class Target:
+    """What the series are read through: the layer, on connections with the server's
+    settings and on tuned ones, and the ORM; and whose series is read."""
+
+    db: stratus_sql.Database
+    tuned: stratus_sql.Database
+    sessions: Callable[[], AsyncSession]
+    user_id: uuid.UUID
+    repeat: int
+
+
+def statement_args(period: str, now: datetime, user_id: uuid.UUID | None) -> list[Any]:
+    """The default series statement's positional arguments, as the layer binds them."""
     count, width = metrics.PERIODS[period]
-    args = stmt.positional(
-        {
-            "since": now - timedelta(seconds=count * width),
-            "now": now,
-            "bucket_seconds": width,
-            "buckets": count,
-            "user_id": user_id,
-            "dashboard_id": None,
-        }
-    )
-    ours = await median_seconds(
-        lambda: metrics.dashboard_series(db, period=period, user_id=user_id, now=now), repeat
-    )
-    theirs = await median_seconds(lambda: raw.fetch(stmt.text, *args), repeat)
-    orm = await median_seconds(
-        lambda: orm_series(sessions, user_id, period, now), max(1, repeat // 3)
-    )
-    check = await metrics.dashboard_series(db, period=period, user_id=user_id, now=now)
-    baseline = await orm_series(sessions, user_id, period, now)
-    assert [b.samples for b in check] == [b["samples"] for b in baseline]
-    return (
-        f"| {size:,} | {period} | {ours * 1000:.1f} | {theirs * 1000:.1f} | "
-        f"{orm * 1000:.0f} | {ours / theirs:.2f}x | {orm / ours:.0f}x |"
-    )
+    return SERIES.positional(
+        {"since": now - timedelta(seconds=count * width), "now": now, "bucket_seconds": width,
+         "buckets": count, "user_id": user_id, "dashboard_id": None}
+    )  # fmt: skip
+
+
+async def measure_period(t: Target, size: int, period: str) -> dict[str, float]:
+    """Milliseconds of each way to read one period's series, checked against each other."""
+    now = datetime.now(UTC)  # as a dashboard passes it: any time, not on the hour
+
+    def series(db: stratus_sql.Database, user_id: uuid.UUID | None, exact: bool = False) -> Any:
+        return lambda: metrics.dashboard_series(
+            db, period=period, user_id=user_id, now=now, exact=exact
+        )
+
+    ms: dict[str, float] = {}
+    got: dict[str, Any] = {}
+    for who, user_id in (("user", t.user_id), ("org", None)):
+        for db, how in ((t.db, ""), (t.tuned, ", tuned")):
+            ms[who + how], got[who + how] = await timed(series(db, user_id), t.repeat)
+            ms[f"{who} exact{how}"], exact = await timed(series(db, user_id, True), EXACT_REPEAT)
+            assert counts(got[who + how]) == counts(exact), f"{size} {period} {who}{how}"
+    orm_repeat = ORM_REPEAT if size <= ORM_FULL_REPEAT_UP_TO else 1
+    ms["ORM"], orm = await timed(lambda: orm_series(t.sessions, t.user_id, period, now), orm_repeat)
+    assert counts(orm) == counts(got["user"]), f"{size} {period}: the ORM's samples"
+    if period == "30d":  # and `now` (which `series` reads) on the hour: the rollups alone
+        now = now.replace(minute=0, second=0, microsecond=0)
+        ms["org on the hour"], rolled = await timed(series(t.db, None), t.repeat)
+        ms["org on the hour, tuned"], _ = await timed(series(t.tuned, None), t.repeat)
+        assert counts(rolled) == counts(await series(t.db, None, True)()), f"{size} on the hour"
+    return {name: seconds * 1000 for name, seconds in ms.items()}
+
+
+async def warm_up(t: Target) -> None:
+    """Run each series statement 6 times on the layer's connection, a mix of periods and
+    series as a dashboard asks for: past its first 5 runs a prepared statement may switch to
+    its generic plan, as on an application's long-lived connections."""
+    for period in metrics.PERIODS:
+        for user_id in (t.user_id, None):
+            for exact in (False, True):
+                await metrics.dashboard_series(t.db, period=period, user_id=user_id, exact=exact)
 
 
 async def bench_series(url: str, sizes: list[int], n_users: int, repeat: int) -> list[str]:
     db = await stratus_sql.connect(url)
-    raw = await asyncpg.create_pool(url, init=_init_connection, reset=_keep_session)
+    tuned = await stratus_sql.connect(f"{url}?{TUNED}")
     engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
-    sessions = lambda: AsyncSession(engine)  # noqa: E731
     conn = await asyncpg.connect(url)
-    lines = []
+    loads, results = [], {}
     try:
-        user_ids = [
-            (
-                await users.create_user(db, name=f"U{i}", email=f"u{i}@bench.example", role="pilot")
-            ).user_id
-            for i in range(n_users)
-        ]
-        now = datetime.now(UTC)
-        rng = random.Random(5)
+        user_ids = await make_users(db, n_users)
+        t = Target(db, tuned, lambda: AsyncSession(engine), user_ids[0], repeat)
+        data_now = datetime.now(UTC)
+        # The samples' months have their partitions, as on a server that ran through them.
+        await conn.execute("SELECT metrics_add_partitions(3, $1)", data_now - SPAN)
         stored = 0
-        stmt = metrics.STATEMENTS.dashboard_series.for_dialect("postgres")
         for size in sizes:
-            batch = rows_for(user_ids, size - stored, now - timedelta(microseconds=stored), rng)
-            for start in range(0, len(batch), 100_000):
-                await metrics.record_metrics(db, batch[start : start + 100_000])
+            # What is added spreads over the same 35 days, a microsecond apart from the rest.
+            added = size - stored
+            seconds = await load(db, user_ids, added, data_now - timedelta(microseconds=stored))
+            started = time.perf_counter()
+            await conn.execute("VACUUM ANALYZE metrics, metrics_hourly")
+            vacuum = time.perf_counter() - started
+            loads.append(
+                f"| {stored:,} | {added:,} | {seconds:.1f} | {added / seconds:,.0f} "
+                f"| {vacuum:.1f} |"
+            )
+            progress(loads[-1])
+            if not stored:
+                await warm_up(t)
             stored = size
-            await conn.execute("VACUUM ANALYZE metrics")
-            for period in ("24h", "7d", "30d"):
-                lines.append(
-                    await measure_period(db, raw, sessions, user_ids[0], size, period, now, repeat)
-                )
-                print(lines[-1], flush=True)
-        explain = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + stmt.text,
-            *stmt.positional(
-                {
-                    "since": now - timedelta(days=30),
-                    "now": now,
-                    "bucket_seconds": 86400,
-                    "buckets": 30,
-                    "user_id": user_ids[0],
-                    "dashboard_id": None,
-                }
-            ),
-        )
-        lines.append("")
-        lines.extend(r[0] for r in explain)
-    finally:
-        await conn.close()
-        await raw.close()
-        await engine.dispose()
-        await db.close()
-    return lines
-
-
-async def bench_ingest(url: str, n: int) -> list[str]:
-    db = await stratus_sql.connect(url)
-    conn = await asyncpg.connect(url)
-    await _init_connection(conn)
-    engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
-    lines = []
-    try:
-        owner = await users.create_user(
-            db, name="Ingest", email="ingest@bench.example", role="pilot"
-        )
-        rng = random.Random(9)
+            for period in metrics.PERIODS:
+                results[size, period] = await measure_period(t, size, period)
+                progress(f"{size:,} {period}: {results[size, period]}")
         now = datetime.now(UTC)
-        insert = "INSERT INTO metrics ({}) VALUES ({})".format(
-            ", ".join(f'"{c}"' for c in COLUMNS),
-            ", ".join(f"${i + 1}" for i in range(len(COLUMNS))),
+        # As the layer's connections come to run it: prepared, a generic plan after 5 runs.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE series AS {SERIES.text}")
+        values = (f"'{v}'" if v is not None else "NULL" for v in statement_args("30d", now, None))
+        explain = await conn.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE series({', '.join(values)})"
         )
-
-        batch = rows_for([owner.user_id], n, now, rng)
-
-        # Every method starts from the same sample mappings, as an application has them; its
-        # timing includes turning them into what its driver takes (ids, tuples, objects).
-        async def orm() -> None:
-            async with AsyncSession(engine) as session:
-                session.add_all(MetricRow(metric_id=uuid7(), **row) for row in batch)
-                await session.commit()
-
-        async def executemany() -> None:
-            await conn.executemany(insert, with_ids(batch))
-
-        async def layer() -> None:
-            await metrics.record_metrics(db, batch)
-
-        async def raw_copy() -> None:
-            await conn.copy_records_to_table("metrics", records=with_ids(batch), columns=COLUMNS)
-
-        timings: dict[str, float] = {}
-        for name, call in (
-            ("ORM add_all", orm),
-            ("asyncpg executemany", executemany),
-            ("record_metrics (COPY)", layer),
-            ("asyncpg copy_records_to_table", raw_copy),
-        ):
-            runs = []
-            for _ in range(3):
-                await conn.execute("DELETE FROM metrics WHERE user_id = $1", owner.user_id)
-                await conn.execute("VACUUM metrics")
-                started = time.perf_counter()
-                await call()
-                runs.append(time.perf_counter() - started)
-            timings[name] = statistics.median(runs)
-            lines.append(f"| {name} | {timings[name]:.2f} | {n / timings[name]:,.0f} |")
-            print(lines[-1], flush=True)
-        ratio = timings["record_metrics (COPY)"] / timings["asyncpg copy_records_to_table"]
-        lines.append(f"\nrecord_metrics / raw copy_records_to_table: {ratio:.2f}x")
     finally:
         await conn.close()
         await engine.dispose()
+        await tuned.close()
         await db.close()
-    return lines
+    return [
+        f"load with record_metrics, {BATCH:,} a call (VACUUM ANALYZE afterwards, apart)",
+        "| stored before | added | seconds | rows/s | VACUUM ANALYZE s |",
+        "|---|---|---|---|---|",
+        *loads,
+        f"\nseries ms, median of {repeat}, of 3 for calls over {SLOW:.0f} s (exact: "
+        f"{EXACT_REPEAT}; ORM: {ORM_REPEAT} up to {ORM_FULL_REPEAT_UP_TO:,} stored, 1 above); "
+        f"user: one of {n_users}, org: all of them; tuned: the layer on connections set {TUNED}; "
+        "after 6 runs of each statement on the layer's connection",
+        *series_tables(results),
+        f"\nEXPLAIN ANALYZE of the organisation's 30d series at {sizes[-1]:,} stored "
+        "(the generic plan):",
+        *(r[0] for r in explain),
+    ]
+
+
+def series_tables(results: dict[tuple[int, str], dict[str, float]]) -> list[str]:
+    """The series' milliseconds, their ratios, and the organisation's 30d series by size."""
+    names = [f"{who}{exact}{how}" for how in ("", ", tuned") for who in ("user", "org")
+             for exact in ("", " exact")]  # fmt: skip
+    ratios = [("ORM", "user"), ("user exact", "user"), ("org exact", "org"), ("org", "org, tuned"),
+              ("user exact, tuned", "user, tuned"), ("org exact, tuned", "org, tuned")]  # fmt: skip
+    hourly = ["org", "org, tuned", "org on the hour", "org on the hour, tuned"]
+    org = {size: ms["org"] for (size, period), ms in results.items() if period == "30d"}
+    small, large = min(org), max(org)
+    return [
+        f"| stored | period | {' | '.join(names)} | ORM (user) |",
+        "|---|---|" + "---|" * (len(names) + 1),
+        *(
+            f"| {size:,} | {period} | {' | '.join(f'{ms[n]:.1f}' for n in names)} "
+            f"| {ms['ORM']:,.0f} |"
+            for (size, period), ms in results.items()
+        ),
+        f"\n| stored | period | {' | '.join(f'{a} / {b}' for a, b in ratios)} |",
+        "|---|---|" + "---|" * len(ratios),
+        *(
+            f"| {size:,} | {period} | {' | '.join(f'{ms[a] / ms[b]:.2f}x' for a, b in ratios)} |"
+            for (size, period), ms in results.items()
+        ),
+        "\norganisation's 30d series ms, `now` the current time and on the hour",
+        f"| stored | {' | '.join(hourly)} |",
+        "|---|" + "---|" * len(hourly),
+        *(
+            f"| {size:,} | {' | '.join(f'{ms[n]:.1f}' for n in hourly)} |"
+            for (size, period), ms in results.items()
+            if period == "30d"
+        ),
+        f"\norganisation's 30d series, {large:,} / {small:,} stored: "
+        f"{org[large]:.1f} / {org[small]:.1f} ms = {org[large] / org[small]:.2f}x",
+    ]
+
+
+progress = functools.partial(print, file=sys.stderr, flush=True)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--users", type=int, default=10)
-    parser.add_argument("--ingest", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    started = time.perf_counter()
     with throwaway_database("stratus_bench") as url:
         stratus_sql.apply_migrations(url)
-        print(f"series of one user of {args.users}, samples over 35 days, median of {args.repeat}")
-        print(
-            "| stored | period | dashboard_series ms | raw asyncpg ms | ORM ms "
-            "| layer/raw | ORM/layer |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        series = await bench_series(url, args.sizes, args.users, args.repeat)
-        print("\n".join(line for line in series if not line.startswith("|")))
-        print(f"\ningest of {args.ingest:,} samples, median of 3")
-        print("| method | seconds | rows/s |")
-        print("|---|---|---|")
-        await bench_ingest(url, args.ingest)
+        series = await bench_series(url, sorted(args.sizes), args.users, args.repeat)
+    print("## PostgreSQL: dashboard series over samples of 35 days\n")
+    print("\n".join(series))
+    print(f"\n(bench/metrics.py: {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
