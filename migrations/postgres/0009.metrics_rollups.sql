@@ -241,41 +241,55 @@ LANGUAGE sql STABLE ROWS 1000 SET jit = off AS $$
 $$;
 
 -- The statement that adds the samples of `source` (a relation, or a parenthesized query,
--- with the columns of metrics) to the rollups of the three levels. Rows are upserted in key
--- order, so concurrent writers lock them in one order.
+-- with the columns of metrics) to the rollups of the three levels: the statistics per hour,
+-- the sketch's counts per hour and bin (two groupings, so the fifteen aggregates run per
+-- hour only). Rows are upserted in key order, so concurrent writers lock them in one order.
+-- A sample without a dashboard counts for its user and the organisation only.
 CREATE FUNCTION metrics_rollup_statement(source text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     stats text[] := ARRAY['ia_efficiency', 'model_accuracy', 'processing_time_ms',
                           'memory_usage_mb', 'error_rate'];
-    per_bin text := '';
-    per_hour text := '';
+    aggregates text := '';
+    columns text := '';
     merged text := '';
     s text;
 BEGIN
     FOREACH s IN ARRAY stats LOOP
-        per_bin := per_bin || format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s);
-        per_hour := per_hour || format(', sum(%1$I_sum), min(%1$I_min), max(%1$I_max)', s);
+        aggregates := aggregates || format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s);
+        columns := columns || format(', h.%1$I_sum, h.%1$I_min, h.%1$I_max', s);
         merged := merged || format(
             ', %1$I_sum = t.%1$I_sum + excluded.%1$I_sum'
             ', %1$I_min = least(t.%1$I_min, excluded.%1$I_min)'
             ', %1$I_max = greatest(t.%1$I_max, excluded.%1$I_max)', s);
     END LOOP;
     RETURN format(
-        'INSERT INTO metrics_hourly AS t '
-        'SELECT user_id, dashboard_id, hour, sum(n)%1$s, array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin) '
-        'FROM (SELECT user_id, dashboard_id, hour, bin, count(*) AS n%2$s '
-        'FROM (SELECT *, date_trunc(''hour'', "timestamp", ''UTC'') AS hour, '
-        'metrics_sketch_bin(processing_time_ms) AS bin FROM %3$s AS samples) AS added '
+        'WITH added AS MATERIALIZED ('
+        'SELECT user_id, dashboard_id, '
+        'date_bin(''1 hour'', "timestamp", timestamptz ''0001-01-01 00:00:00+00'') AS hour, '
+        'metrics_sketch_bin(processing_time_ms) AS bin, ia_efficiency, model_accuracy, '
+        'processing_time_ms, memory_usage_mb, error_rate FROM %1$s AS source), '
+        'per_hour AS (SELECT user_id, dashboard_id, hour, count(*) AS samples%2$s FROM added '
+        'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour), (user_id, hour), (hour)) '
+        'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL), '
+        'per_bin AS (SELECT user_id, dashboard_id, hour, array_agg(bin ORDER BY bin) AS bins, '
+        'array_agg(n ORDER BY bin) AS counts FROM ('
+        'SELECT user_id, dashboard_id, hour, bin, count(*) AS n FROM added '
         'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour, bin), (user_id, hour, bin), (hour, bin)) '
-        -- A sample without a dashboard counts for its user and the organisation only.
-        'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL) AS per_bin '
-        'GROUP BY user_id, dashboard_id, hour '
-        'ORDER BY user_id NULLS FIRST, dashboard_id NULLS FIRST, hour '
+        'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL) AS b '
+        'GROUP BY user_id, dashboard_id, hour) '
+        'INSERT INTO metrics_hourly AS t '
+        'SELECT h.user_id, h.dashboard_id, h.hour, h.samples%3$s, b.bins, b.counts '
+        'FROM per_hour AS h JOIN per_bin AS b ON b.hour = h.hour '
+        'AND coalesce(b.user_id, ''00000000-0000-0000-0000-000000000000'') '
+        '= coalesce(h.user_id, ''00000000-0000-0000-0000-000000000000'') '
+        'AND coalesce(b.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
+        '= coalesce(h.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
+        'ORDER BY h.user_id NULLS FIRST, h.dashboard_id NULLS FIRST, h.hour '
         'ON CONFLICT (user_id, dashboard_id, hour) DO UPDATE SET samples = t.samples + excluded.samples%4$s, '
         '(sketch_bins, sketch_counts) = (SELECT bins, counts FROM metrics_sketch_merge('
         't.sketch_bins, t.sketch_counts, excluded.sketch_bins, excluded.sketch_counts))',
-        per_hour, per_bin, source, merged
+        source, aggregates, columns, merged
     );
 END
 $$;
