@@ -117,11 +117,15 @@ async def orm_series(
 
 
 def rows_for(
-    user_ids: list[uuid.UUID], n: int, now: datetime, rng: random.Random
+    user_ids: list[uuid.UUID],
+    n: int,
+    now: datetime,
+    rng: random.Random,
+    spread: timedelta = SPAN,
 ) -> Iterator[dict[str, Any]]:
-    """n samples (without ids) spread evenly over the 35 days before `now`, newest first,
-    round-robin over the users."""
-    span = SPAN.total_seconds()
+    """n samples (without ids) spread evenly over `spread` (35 days) before `now`, newest
+    first, round-robin over the users."""
+    span = spread.total_seconds()
     for i in range(n):
         yield {
             "user_id": user_ids[i % len(user_ids)],

@@ -3,10 +3,13 @@ without the hourly rollups.
 
     python bench/metrics_ingest.py [--ingest 100000]
 
-Every way loads the same samples of one user (spread over 35 days) into an empty metrics
-table and empty rollups: ORM `add_all`, asyncpg `executemany`, `record_metrics` (binary
-COPY) and raw `copy_records_to_table`, and executemany, `record_metrics` and raw COPY again
-with the rollup trigger disabled, to show what keeping the rollups costs. The trigger is a
+Every way loads the same samples of one user (spread over 35 days, as a backfill) into an
+empty metrics table and empty rollups: ORM `add_all`, asyncpg `executemany`,
+`record_metrics` (binary COPY) and raw `copy_records_to_table`, and executemany,
+`record_metrics` and raw COPY again with the rollup trigger disabled, to show what keeping
+the rollups costs; then `record_metrics` with and without rollups on samples of the last
+hour, as a live service sends them (a backfill touches an hour's rollups per hour it spans,
+a live batch one). The trigger is a
 statement trigger: it runs once per COPY, and once per row of an executemany. A throwaway
 database is made on STRATUS_BENCH_SERVER (default the local server) and dropped afterwards.
 """
@@ -18,7 +21,7 @@ import asyncio
 import random
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -40,6 +43,7 @@ INSERT = 'INSERT INTO metrics ("{}") VALUES ({})'.format(
     '", "'.join(COLUMNS), ", ".join(f"${i + 1}" for i in range(len(COLUMNS)))
 )
 NO_ROLLUPS = ", rollup trigger disabled"
+LAST_HOUR = ", samples of the last hour"
 
 
 def with_ids(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -62,7 +66,10 @@ async def bench_ingest(url: str, n: int) -> list[str]:
     try:
         now = datetime.now(UTC)
         await conn.execute("SELECT metrics_add_partitions(3, $1)", now - SPAN)
-        batch = list(rows_for(await make_users(db, 1), n, now, random.Random(9)))
+        owner = await make_users(db, 1)
+        batch = list(rows_for(owner, n, now, random.Random(9)))
+        # As a live service sends them: the samples of the last hour.
+        recent = list(rows_for(owner, n, now, random.Random(9), timedelta(hours=1)))
 
         # Every method starts from the same sample mappings, as an application has them; its
         # timing includes turning them into what its driver takes (ids, tuples, objects).
@@ -77,6 +84,9 @@ async def bench_ingest(url: str, n: int) -> list[str]:
         async def layer() -> None:
             await metrics.record_metrics(db, batch)
 
+        async def layer_recent() -> None:
+            await metrics.record_metrics(db, recent)
+
         async def raw_copy() -> None:
             await conn.copy_records_to_table("metrics", records=with_ids(batch), columns=COLUMNS)
 
@@ -88,6 +98,8 @@ async def bench_ingest(url: str, n: int) -> list[str]:
             (f"asyncpg executemany{NO_ROLLUPS}", executemany, False),
             (f"record_metrics (COPY){NO_ROLLUPS}", layer, False),
             (f"asyncpg copy_records_to_table{NO_ROLLUPS}", raw_copy, False),
+            (f"record_metrics (COPY){LAST_HOUR}", layer_recent, True),
+            (f"record_metrics (COPY){LAST_HOUR}{NO_ROLLUPS}", layer_recent, False),
         ):
             runs = []
             for _ in range(3):
@@ -109,6 +121,8 @@ async def bench_ingest(url: str, n: int) -> list[str]:
         await engine.dispose()
         await db.close()
     layer_s, copy_s = timings["record_metrics (COPY)"], timings["asyncpg copy_records_to_table"]
+    recent = f"record_metrics (COPY){LAST_HOUR}"
+    live = timings[recent] / timings[recent + NO_ROLLUPS]
     return [
         *lines,
         f"\nrecord_metrics / raw copy_records_to_table, both with rollups: {layer_s / copy_s:.2f}x",
@@ -116,6 +130,7 @@ async def bench_ingest(url: str, n: int) -> list[str]:
         f"{layer_s / timings[f'record_metrics (COPY){NO_ROLLUPS}']:.2f}x",
         "raw copy_records_to_table with rollups / without: "
         f"{copy_s / timings[f'asyncpg copy_records_to_table{NO_ROLLUPS}']:.2f}x",
+        f"record_metrics with rollups / without, samples of the last hour: {live:.2f}x",
         "asyncpg executemany with rollups / without: "
         f"{timings['asyncpg executemany'] / timings[f'asyncpg executemany{NO_ROLLUPS}']:.2f}x",
     ]
