@@ -236,6 +236,12 @@ async def app_login(pg_url: str) -> AsyncIterator[str]:
         conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
         conn.execute(f"GRANT SELECT, INSERT ON audit_log, audit_seals TO {role}")
+        conn.execute(f"GRANT SELECT ON SEQUENCE audit_log_audit_id_seq TO {role}")
+        conn.execute(f"GRANT SELECT ON metrics_hourly, metrics_retention TO {role}")
+        # The login that runs erasures:
+        conn.execute(f"GRANT UPDATE ON audit_log, audit_seals TO {role}")
+        conn.execute(f"GRANT DELETE ON metrics_hourly TO {role}")
+        conn.execute(f"GRANT EXECUTE ON FUNCTION metrics_forget_user_rollups(uuid) TO {role}")
     try:
         yield url.replace("root@", f"{role}@", 1)
     finally:
@@ -262,6 +268,33 @@ async def test_the_recommended_app_login_works_scoped_and_unscoped(app_login: st
                 await metrics.record_metrics(tx, [{**sample, "user_id": b.user_id}])
         series = await metrics.dashboard_series(db, user_id=a.user_id)
         assert series[-1].samples == 2
+        week = await metrics.dashboard_series(db, user_id=a.user_id, period="7d")
+        assert sum(bucket.samples for bucket in week) == 2
+        # Erasure takes the person out of the rollups with the login's own grants.
+        assert await users.erase_user(db, a.user_id) is True
+        week = await metrics.dashboard_series(db, user_id=a.user_id, period="7d")
+        assert sum(bucket.samples for bucket in week) == 0
+
+
+async def test_a_temporary_table_cannot_stand_in_for_the_rollups(app_login: str) -> None:
+    """The rollup trigger runs as the owner: a login's temporary table named like the
+    rollups must not receive its writes (nor run code of the login's as the owner)."""
+    import psycopg
+
+    async with await stratus_sql.connect(app_login) as db:
+        who = await owner(db)
+    with psycopg.connect(app_login, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE metrics_hourly (LIKE public.metrics_hourly INCLUDING ALL)")
+        conn.execute(
+            "INSERT INTO metrics (metric_id, user_id, ia_efficiency, model_accuracy,"
+            " processing_time_ms, memory_usage_mb, error_rate, timestamp)"
+            " VALUES (gen_random_uuid(), %s, 0.5, 0.5, 10, 10, 0, now())",
+            (who.user_id,),
+        )
+        assert conn.execute("SELECT count(*) FROM pg_temp.metrics_hourly").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT sum(samples) FROM public.metrics_hourly WHERE user_id = %s", (who.user_id,)
+        ).fetchone() == (1,)
 
 
 async def test_an_admin_cannot_write_into_another_users_conversation(pg: Database) -> None:

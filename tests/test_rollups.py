@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -342,10 +343,11 @@ async def test_a_scoped_actor_reads_only_its_own_rollups(pg_url: str) -> None:
             assert sum(bucket.samples for bucket in mine) == 500
             others = await metrics.dashboard_series(tx, period="7d", now=now, user_id=b.user_id)
             assert all(bucket.samples == 0 for bucket in others)
-            # The organisation's rollups are an admin's: a pilot's org-wide series holds
-            # at most the pilot's own samples.
+            # The organisation's rollups are an admin's: a pilot's org-wide series is the
+            # pilot's own, as exact=True reads it under row-level security.
             org = await metrics.dashboard_series(tx, period="7d", now=now)
-            assert sum(bucket.samples for bucket in org) <= 500
+            assert_close(org, await metrics.dashboard_series(tx, period="7d", now=now, exact=True))
+            assert sum(bucket.samples for bucket in org) == 500
         async with db.transaction(actor=Actor(user_id=admin.user_id), scoped=True) as tx:
             seen = await metrics.dashboard_series(tx, period="7d", now=now, user_id=b.user_id)
             assert seen == theirs
@@ -384,3 +386,49 @@ async def test_months_get_partitions_and_prune_drops_them(new_pg_database: Any) 
         assert conn.execute("SELECT to_regclass(%s)", (part,)).fetchone() == (None,)
         assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
     assert await asyncio.to_thread(main, ["--url", url, "metrics", "prune", "--before", "May"]) == 1
+
+
+async def test_a_window_across_a_daylight_saving_change_is_that_many_hours(db: Database) -> None:
+    """A `now` in a zone that changes its clocks: the window is 7 x 24 hours of elapsed time,
+    and the default series counts what the exact one does."""
+    owner = await person(db)
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime(2024, 3, 31, 12, 30, tzinfo=paris)  # the clocks went forward at 02:00
+    utc = now.astimezone(UTC)
+    times = [utc - timedelta(minutes=m) for m in range(1, 11)]
+    times += [utc + timedelta(minutes=m) for m in range(0, 10)]  # after `now`: outside
+    times += [utc - timedelta(days=7) + timedelta(minutes=m) for m in (-2, 2)]
+    rng = random.Random(9)
+    await metrics.record_metrics(db, [draw(rng, owner, None, t) for t in times])
+    rolled = await metrics.dashboard_series(db, period="7d", now=now, user_id=owner.user_id)
+    exact = await metrics.dashboard_series(
+        db, period="7d", now=now, user_id=owner.user_id, exact=True
+    )
+    assert_close(rolled, exact)
+    assert sum(bucket.samples for bucket in rolled) == 11
+    assert rolled[0].bucket_start == utc - timedelta(days=7)
+
+
+async def test_the_largest_processing_times_keep_their_p95(db: Database) -> None:
+    owner = await person(db)
+    now = datetime(1955, 5, 5, 5, 5, tzinfo=UTC)
+    # Near the largest double (their sum must still be finite, as means need it).
+    huge = [9e307, 5e307, 1e307, 2e306, 1e300]
+    rng = random.Random(10)
+    await metrics.record_metrics(
+        db,
+        [
+            {**draw(rng, owner, None, now - timedelta(hours=3, minutes=i)), "processing_time_ms": v}
+            for i, v in enumerate(huge)
+        ],
+    )
+    # PostgreSQL's avg() of such values overflows (it keeps a sum of squares), so the
+    # reference is computed here.
+    ordered = sorted(huge)
+    h = 0.95 * (len(ordered) - 1)
+    low = int(h)
+    expected = ordered[low] + (h - low) * (ordered[low + 1] - ordered[low])
+    for period in ("7d", "30d"):
+        rolled = await metrics.dashboard_series(db, period=period, now=now, user_id=owner.user_id)
+        p95 = [b.processing_time_p95_ms for b in rolled if b.samples]
+        assert p95 == [pytest.approx(expected, rel=0.01)]

@@ -295,13 +295,13 @@ END
 $$;
 
 -- The trigger and the rebuild run the statement as written out here, so its plan is
--- prepared once per session. Both run as the owner: a scoped writer adds to the
--- organisation's rollups, which it may not read.
+-- prepared once per session. Both run as the owner (search_path set below): a scoped writer
+-- adds to the organisation's rollups, which it may not read.
 DO $do$
 BEGIN
     EXECUTE format(
         $f$CREATE FUNCTION metrics_roll_up() RETURNS trigger
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $body$
+        LANGUAGE plpgsql SECURITY DEFINER AS $body$
         BEGIN
             %s;
             RETURN NULL;
@@ -314,7 +314,7 @@ BEGIN
     -- raw samples kept start if later; returns how many rollup rows it wrote.
     EXECUTE format(
         $f$CREATE FUNCTION metrics_rebuild_rollups(since timestamptz DEFAULT NULL) RETURNS bigint
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $body$
+        LANGUAGE plpgsql SECURITY DEFINER AS $body$
         DECLARE
             first_hour timestamptz := greatest(
                 coalesce(date_trunc('hour', since, 'UTC'), '-infinity'),
@@ -344,7 +344,7 @@ CREATE TRIGGER metrics_roll_up
 -- in recomputed from everyone else's (theirs are deleted next, by the caller). Writers wait
 -- until the erasure commits. Returns how many hours it recomputed.
 CREATE FUNCTION metrics_forget_user_rollups(forgotten uuid) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     hours timestamptz[];
 BEGIN
@@ -378,9 +378,25 @@ BEGIN
     RETURN cardinality(hours);
 END
 $$;
--- Both rewrite other people's rollups: only the owner (the application's login) may call them.
+-- Both rewrite other people's rollups: the owner may call them, and whom it grants (the
+-- README grants the forgetting to the login that runs erasures).
 REVOKE EXECUTE ON FUNCTION metrics_forget_user_rollups(uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION metrics_rebuild_rollups(timestamptz) FROM PUBLIC;
+-- The functions that run as the owner find tables in this schema only: with pg_temp last, a
+-- caller's temporary table named like one of them cannot stand in for it.
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION metrics_roll_up() SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format(
+        'ALTER FUNCTION metrics_rebuild_rollups(timestamptz) SET search_path = %I, pg_temp',
+        current_schema()
+    );
+    EXECUTE format(
+        'ALTER FUNCTION metrics_forget_user_rollups(uuid) SET search_path = %I, pg_temp',
+        current_schema()
+    );
+END
+$$;
 
 -- Drops the raw samples before `before` (the first day of a month): the monthly partitions
 -- that end by then, and those rows of metrics_default. The rollups stay; metrics_retention

@@ -81,6 +81,17 @@ rollups AS (
     WHERE :user_id::uuid IS NULL AND :dashboard_id::uuid IS NULL
       AND user_id IS NULL AND dashboard_id IS NULL
       AND hour >= :since::timestamptz AND hour < :now::timestamptz
+      AND NOT (current_user = 'stratus_scoped' AND NOT stratus_actor_is_admin())
+    UNION ALL
+    -- A scoped actor who is no admin sees only their own samples, so the organisation's
+    -- series is theirs (as exact=True reads it under row-level security).
+    SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+           memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
+    FROM metrics_hourly
+    WHERE :user_id::uuid IS NULL AND :dashboard_id::uuid IS NULL
+      AND current_user = 'stratus_scoped' AND NOT stratus_actor_is_admin()
+      AND user_id = stratus_actor() AND dashboard_id IS NULL
+      AND hour >= :since::timestamptz AND hour < :now::timestamptz
     UNION ALL
     SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts

@@ -26,9 +26,10 @@ def value_of(k: int) -> float:
     if k == ZERO_BIN:
         return 0.0
     try:
-        return 2 * GAMMA**k / (GAMMA + 1)
-    except OverflowError:  # the bucket of the largest doubles
+        value = 2 / (GAMMA + 1) * GAMMA**k
+    except OverflowError:  # past the largest double
         return sys.float_info.max
+    return min(value, sys.float_info.max)
 
 
 def p95(bins: Sequence[int], counts: Sequence[int]) -> float | None:

@@ -287,8 +287,9 @@ async def _series(
     exact: bool,
 ) -> list[MetricBucket]:
     buckets, width = PERIODS[period]
-    if now is None:
-        now = datetime.now(UTC)
+    # In UTC: a period is that many hours of elapsed time, whatever daylight saving does to
+    # the caller's clock.
+    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
     since = now - timedelta(seconds=buckets * width)
     args = {
         "since": since,
