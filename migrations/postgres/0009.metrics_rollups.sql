@@ -241,24 +241,33 @@ LANGUAGE sql STABLE ROWS 1000 SET jit = off AS $$
 $$;
 
 -- The statement that adds the samples of `source` (a relation, or a parenthesized query,
--- with the columns of metrics) to the rollups of the three levels, in two forms. Rows are
--- upserted in key order, so concurrent writers lock them in one order. A sample without a
--- dashboard counts for its user and the organisation only.
--- By hour: the statistics grouped per hour, the sketch counts per hour and bin, each for the
--- three levels; for batches over many hours (a backfill), where nearly every sample has a
--- bin of its own.
-CREATE FUNCTION metrics_rollup_by_hour(source text) RETURNS text
+-- with the columns of metrics) to the rollups of the three levels. Rows are upserted in key
+-- order, so concurrent writers lock them in one order. A sample without a dashboard counts
+-- for its user and the organisation only. Two forms, by `by_bin`:
+-- - false: the statistics grouped per hour and the sketch counts per hour and bin, from the
+--   samples, for each level; for batches over many hours (a backfill), where nearly every
+--   sample has a bin of its own;
+-- - true: the samples grouped once by dashboard, user, hour and bin with the fifteen
+--   aggregates, and the levels summed from those groups; for batches of a few hours (live
+--   writes), whose groups are far fewer than their samples.
+CREATE FUNCTION metrics_rollup_statement(source text, by_bin boolean) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     stats text[] := ARRAY['ia_efficiency', 'model_accuracy', 'processing_time_ms',
                           'memory_usage_mb', 'error_rate'];
-    aggregates text := '';
+    grouped text := '';
+    per_hour text := '';
     columns text := '';
     merged text := '';
     s text;
 BEGIN
     FOREACH s IN ARRAY stats LOOP
-        aggregates := aggregates || format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s);
+        grouped := grouped || CASE WHEN by_bin
+            THEN format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s)
+            ELSE format(', %I', s) END;
+        per_hour := per_hour || CASE WHEN by_bin
+            THEN format(', sum(%1$I_sum) AS %1$I_sum, min(%1$I_min) AS %1$I_min, max(%1$I_max) AS %1$I_max', s)
+            ELSE format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s) END;
         columns := columns || format(', h.%1$I_sum, h.%1$I_min, h.%1$I_max', s);
         merged := merged || format(
             ', %1$I_sum = t.%1$I_sum + excluded.%1$I_sum'
@@ -269,83 +278,32 @@ BEGIN
         'WITH added AS MATERIALIZED ('
         'SELECT user_id, dashboard_id, '
         'date_bin(''1 hour'', "timestamp", timestamptz ''0001-01-01 00:00:00+00'') AS hour, '
-        'metrics_sketch_bin(processing_time_ms) AS bin, ia_efficiency, model_accuracy, '
-        'processing_time_ms, memory_usage_mb, error_rate FROM %1$s AS source), '
-        'per_hour AS (SELECT user_id, dashboard_id, hour, count(*) AS samples%2$s FROM added '
+        'metrics_sketch_bin(processing_time_ms) AS bin, %1$s AS n%2$s FROM %3$s AS source%4$s), '
+        'per_hour AS (SELECT user_id, dashboard_id, hour, sum(n) AS samples%5$s FROM added '
         'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour), (user_id, hour), (hour)) '
         'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL), '
         'per_bin AS (SELECT user_id, dashboard_id, hour, array_agg(bin ORDER BY bin) AS bins, '
         'array_agg(n ORDER BY bin) AS counts FROM ('
-        'SELECT user_id, dashboard_id, hour, bin, count(*) AS n FROM added '
+        'SELECT user_id, dashboard_id, hour, bin, sum(n)::bigint AS n FROM added '
         'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour, bin), (user_id, hour, bin), (hour, bin)) '
         'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL) AS b '
         'GROUP BY user_id, dashboard_id, hour) '
         'INSERT INTO metrics_hourly AS t '
-        'SELECT h.user_id, h.dashboard_id, h.hour, h.samples%3$s, b.bins, b.counts '
+        'SELECT h.user_id, h.dashboard_id, h.hour, h.samples%6$s, b.bins, b.counts '
         'FROM per_hour AS h JOIN per_bin AS b ON b.hour = h.hour '
         'AND coalesce(b.user_id, ''00000000-0000-0000-0000-000000000000'') '
         '= coalesce(h.user_id, ''00000000-0000-0000-0000-000000000000'') '
         'AND coalesce(b.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
         '= coalesce(h.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
         'ORDER BY h.user_id NULLS FIRST, h.dashboard_id NULLS FIRST, h.hour '
-        'ON CONFLICT (user_id, dashboard_id, hour) DO UPDATE SET samples = t.samples + excluded.samples%4$s, '
+        'ON CONFLICT (user_id, dashboard_id, hour) DO UPDATE SET samples = t.samples + excluded.samples%7$s, '
         '(sketch_bins, sketch_counts) = (SELECT bins, counts FROM metrics_sketch_merge('
         't.sketch_bins, t.sketch_counts, excluded.sketch_bins, excluded.sketch_counts))',
-        source, aggregates, columns, merged
-    );
-END
-$$;
-
--- By bin: the samples grouped once, by dashboard, user, hour and sketch bin, with the
--- fifteen aggregates, and the levels summed from those groups; for batches of a few hours
--- (live writes), whose groups are far fewer than their samples.
-CREATE FUNCTION metrics_rollup_by_bin(source text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    stats text[] := ARRAY['ia_efficiency', 'model_accuracy', 'processing_time_ms',
-                          'memory_usage_mb', 'error_rate'];
-    fine text := '';
-    summed text := '';
-    columns text := '';
-    merged text := '';
-    s text;
-BEGIN
-    FOREACH s IN ARRAY stats LOOP
-        fine := fine || format(', sum(%1$I) AS %1$I_sum, min(%1$I) AS %1$I_min, max(%1$I) AS %1$I_max', s);
-        summed := summed || format(', sum(%1$I_sum) AS %1$I_sum, min(%1$I_min) AS %1$I_min, max(%1$I_max) AS %1$I_max', s);
-        columns := columns || format(', h.%1$I_sum, h.%1$I_min, h.%1$I_max', s);
-        merged := merged || format(
-            ', %1$I_sum = t.%1$I_sum + excluded.%1$I_sum'
-            ', %1$I_min = least(t.%1$I_min, excluded.%1$I_min)'
-            ', %1$I_max = greatest(t.%1$I_max, excluded.%1$I_max)', s);
-    END LOOP;
-    RETURN format(
-        'WITH fine AS MATERIALIZED ('
-        'SELECT user_id, dashboard_id, '
-        'date_bin(''1 hour'', "timestamp", timestamptz ''0001-01-01 00:00:00+00'') AS hour, '
-        'metrics_sketch_bin(processing_time_ms) AS bin, count(*) AS n%1$s '
-        'FROM %2$s AS source GROUP BY 1, 2, 3, 4), '
-        'per_hour AS (SELECT user_id, dashboard_id, hour, sum(n) AS samples%3$s FROM fine '
-        'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour), (user_id, hour), (hour)) '
-        'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL), '
-        'per_bin AS (SELECT user_id, dashboard_id, hour, array_agg(bin ORDER BY bin) AS bins, '
-        'array_agg(n ORDER BY bin) AS counts FROM ('
-        'SELECT user_id, dashboard_id, hour, bin, sum(n)::bigint AS n FROM fine '
-        'GROUP BY GROUPING SETS ((user_id, dashboard_id, hour, bin), (user_id, hour, bin), (hour, bin)) '
-        'HAVING GROUPING(dashboard_id) = 1 OR dashboard_id IS NOT NULL) AS b '
-        'GROUP BY user_id, dashboard_id, hour) '
-        'INSERT INTO metrics_hourly AS t '
-        'SELECT h.user_id, h.dashboard_id, h.hour, h.samples%4$s, b.bins, b.counts '
-        'FROM per_hour AS h JOIN per_bin AS b ON b.hour = h.hour '
-        'AND coalesce(b.user_id, ''00000000-0000-0000-0000-000000000000'') '
-        '= coalesce(h.user_id, ''00000000-0000-0000-0000-000000000000'') '
-        'AND coalesce(b.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
-        '= coalesce(h.dashboard_id, ''00000000-0000-0000-0000-000000000000'') '
-        'ORDER BY h.user_id NULLS FIRST, h.dashboard_id NULLS FIRST, h.hour '
-        'ON CONFLICT (user_id, dashboard_id, hour) DO UPDATE SET samples = t.samples + excluded.samples%5$s, '
-        '(sketch_bins, sketch_counts) = (SELECT bins, counts FROM metrics_sketch_merge('
-        't.sketch_bins, t.sketch_counts, excluded.sketch_bins, excluded.sketch_counts))',
-        fine, source, summed, columns, merged
+        CASE WHEN by_bin THEN 'count(*)' ELSE '1' END,
+        grouped,
+        source,
+        CASE WHEN by_bin THEN ' GROUP BY 1, 2, 3, 4' ELSE '' END,
+        per_hour, columns, merged
     );
 END
 $$;
@@ -368,8 +326,8 @@ BEGIN
         END
         $body$
         $f$,
-        metrics_rollup_by_bin('added'),
-        metrics_rollup_by_hour('added')
+        metrics_rollup_statement('added', true),
+        metrics_rollup_statement('added', false)
     );
     -- Recomputes every rollup of the hours from `since` (default: all), or from where the
     -- raw samples kept start if later; returns how many rollup rows it wrote.
@@ -392,7 +350,7 @@ BEGIN
         END
         $body$
         $f$,
-        metrics_rollup_by_hour('(SELECT * FROM metrics WHERE "timestamp" >= first_hour)')
+        metrics_rollup_statement('(SELECT * FROM metrics WHERE "timestamp" >= first_hour)', false)
     );
 END
 $do$;
