@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -160,6 +161,25 @@ def int_arg(value: object, name: str, low: int, high: int) -> int:
     """An integer argument from `low` to `high` (a bool is not taken for one)."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(f"{name}: expected an integer from {low} to {high}, got {value!r:.30}")
+    return value
+
+
+def moment_arg(value: object, name: str) -> datetime:
+    """A point in time: a timezone-aware datetime between the years 2 and 9998 (what both
+    backends store)."""
+    if not isinstance(value, datetime) or value.tzinfo is None or not 2 <= value.year <= 9998:
+        raise InvalidInput(
+            f"{name}: expected a timezone-aware datetime between the years 2 and 9998"
+        )
+    return value
+
+
+def month_arg(value: object, name: str) -> date:
+    """Where a prune stops: the first day of a month (a date), not after this month's."""
+    if not isinstance(value, date) or isinstance(value, datetime) or value.day != 1:
+        raise InvalidInput(f"{name}: expected the first day of a month (a date)")
+    if value > datetime.now(UTC).date().replace(day=1):
+        raise InvalidInput(f"{name}: pruning stops at this month: it cannot drop the current one")
     return value
 
 

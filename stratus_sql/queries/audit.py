@@ -20,8 +20,16 @@ import orjson
 from pydantic import Field
 
 from stratus_sql.engine import Executor, Json
-from stratus_sql.errors import InvalidInput, UsageError
-from stratus_sql.queries._input import Input, NoNul, int_arg, uuid_arg, validate
+from stratus_sql.errors import UsageError
+from stratus_sql.queries._input import (
+    Input,
+    NoNul,
+    int_arg,
+    moment_arg,
+    month_arg,
+    uuid_arg,
+    validate,
+)
 from stratus_sql.records import AuditEntry, AuditSeal
 from stratus_sql.sqlfiles import load_queries
 
@@ -76,10 +84,8 @@ async def list_audit(
     person's data (`subject_id`), from `since` on. For the next page pass the last row's
     `audit_id` as `before`."""
     filters = validate(_Filters, table_name=table_name, limit=limit, before=before)
-    if since is not None and (
-        not isinstance(since, datetime) or since.tzinfo is None or not 2 <= since.year <= 9998
-    ):
-        raise InvalidInput("since: expected a timezone-aware datetime between the years 2 and 9998")
+    if since is not None:
+        moment_arg(since, "since")
     return await db.fetch_many(
         AuditEntry,
         STATEMENTS.list_audit,
@@ -239,11 +245,7 @@ async def prune(db: Executor, *, before: date) -> int:
     """
     if db.dialect != "postgres":
         raise UsageError("pruning drops monthly partitions, which only PostgreSQL has")
-    if not isinstance(before, date) or isinstance(before, datetime) or before.day != 1:
-        raise InvalidInput("before: expected the first day of a month (a date)")
-    if before > datetime.now(UTC).date().replace(day=1):
-        raise InvalidInput("before: pruning stops at this month: it cannot drop the current one")
-    return int(await db.fetch_scalar(STATEMENTS.prune, before=before))
+    return int(await db.fetch_scalar(STATEMENTS.prune, before=month_arg(before, "before")))
 
 
 async def verify(db: Executor) -> Verification:

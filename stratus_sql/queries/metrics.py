@@ -31,7 +31,7 @@ from stratus_sql.errors import (
 )
 from stratus_sql.ids import uuid7
 from stratus_sql.queries import _sketch
-from stratus_sql.queries._input import int_arg, uuid_arg
+from stratus_sql.queries._input import int_arg, moment_arg, month_arg, uuid_arg
 from stratus_sql.queries._samples import sample_rows
 from stratus_sql.records import (
     Metric,
@@ -148,10 +148,7 @@ async def prune(db: Executor, *, before: date) -> int:
     Statements: `prune` (the partitions, and where the samples kept start), then
     `rollup_high_water` and `prune_batch` until a batch comes back short.
     """
-    if not isinstance(before, date) or isinstance(before, datetime) or before.day != 1:
-        raise InvalidInput("before: expected the first day of a month (a date)")
-    if before > datetime.now(UTC).date().replace(day=1):
-        raise InvalidInput("before: pruning stops at this month: it cannot drop the current one")
+    before = month_arg(before, "before")
     if db.in_transaction:
         raise UsageError("prune commits batch by batch: call it on a Database, not a transaction")
     cutoff = datetime(before.year, before.month, 1, tzinfo=UTC)
@@ -176,10 +173,8 @@ async def rebuild_rollups(db: Executor, *, since: datetime | None = None) -> int
     Statements: `rebuild_rollups` on PostgreSQL; on SQLite `retention`, `clear_rollups`
     and `roll_up`.
     """
-    if since is not None and (
-        not isinstance(since, datetime) or since.tzinfo is None or not 2 <= since.year <= 9998
-    ):
-        raise InvalidInput("since: expected a timezone-aware datetime between the years 2 and 9998")
+    if since is not None:
+        moment_arg(since, "since")
     if _rolled_up_by_trigger(db):
         return int(await db.fetch_scalar(STATEMENTS.rebuild_rollups, since=since))
     async with db.transaction() as tx:
@@ -250,10 +245,8 @@ async def dashboard_series(
     """
     if not isinstance(period, str) or period not in PERIODS:
         raise InvalidInput(f"period: {period!r:.30} is not one of {', '.join(PERIODS)}")
-    if now is not None and (
-        not isinstance(now, datetime) or now.tzinfo is None or not 2 <= now.year <= 9998
-    ):
-        raise InvalidInput("now: expected a timezone-aware datetime between the years 2 and 9998")
+    if now is not None:
+        moment_arg(now, "now")
     if not isinstance(allow_stale, bool):
         raise InvalidInput(f"allow_stale: expected True or False, got {allow_stale!r:.30}")
     if not isinstance(exact, bool):
