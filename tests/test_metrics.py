@@ -270,6 +270,8 @@ async def test_series_arguments_are_checked(db: Database) -> None:
     with pytest.raises(InvalidInput, match="allow_stale"):
         # wrong types on purpose: the refusal is what is tested
         await metrics.dashboard_series(db, allow_stale="yes")  # type: ignore[call-overload]
+    with pytest.raises(InvalidInput, match="exact"):
+        await metrics.dashboard_series(db, exact="yes")  # type: ignore[call-overload]
 
 
 async def test_allow_stale_wraps_a_good_result_and_refuses_transactions(

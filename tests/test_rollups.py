@@ -235,18 +235,54 @@ async def test_a_pruned_month_answers_from_the_rollups_and_exact_refuses(
             assert got.error_rate_max == was.error_rate_max
 
 
-async def test_prune_refuses_what_it_cannot_do(fresh: tuple[Database, str]) -> None:
-    db, _ = fresh
+async def test_prune_maintain_and_rebuild_refuse_bad_arguments_and_write_nothing(
+    fresh: tuple[Database, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, url = fresh
+    owner = await person(db)
+    old = datetime(2001, 5, 6, 7, 8, tzinfo=UTC)
+    await metrics.record_metrics(db, [draw(random.Random(11), owner, None, old)])
+    now = old + timedelta(days=1)
+    before = await metrics.dashboard_series(db, period="30d", now=now)
+    before_exact = await metrics.dashboard_series(db, period="30d", now=now, exact=True)
     next_month = first_of_month(datetime.now(UTC).date(), -1)
     with pytest.raises(InvalidInput, match="current"):
         await metrics.prune(db, before=next_month)
-    with pytest.raises(InvalidInput, match="first day"):
-        await metrics.prune(db, before=date(2020, 1, 2))
+    for bad in (date(2020, 1, 2), datetime(2020, 1, 1, tzinfo=UTC), "2020-01"):
+        with pytest.raises(InvalidInput, match="first day"):
+            await metrics.prune(db, before=bad)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         async with db.transaction() as tx:
             await metrics.prune(tx, before=date(2020, 1, 1))
-    with pytest.raises(InvalidInput):
-        await metrics.rebuild_rollups(db, since=datetime(2020, 1, 1))  # no timezone
+    assert await asyncio.to_thread(main, ["--url", url, "metrics", "prune", "--before", "May"]) == 1
+    assert "expected YYYY-MM" in capsys.readouterr().err
+    for since in (datetime(2020, 1, 1), "2020-01-01", datetime(1, 1, 1, tzinfo=UTC)):
+        with pytest.raises(InvalidInput, match="since"):
+            await metrics.rebuild_rollups(db, since=since)  # type: ignore[arg-type]
+    for months in (-1, 121, "3", True):
+        with pytest.raises(InvalidInput, match="months_ahead"):
+            await metrics.maintain(db, months_ahead=months)  # type: ignore[arg-type]
+    # Nothing was pruned or rebuilt: the old sample is still there, in its rollups too.
+    assert await metrics.dashboard_series(db, period="30d", now=now, exact=True) == before_exact
+    assert await metrics.dashboard_series(db, period="30d", now=now) == before
+    assert sum(bucket.samples for bucket in before) == 1
+
+
+async def test_maintain_makes_the_months_ahead_on_postgres_and_nothing_on_sqlite(
+    fresh: tuple[Database, str],
+) -> None:
+    db, url = fresh
+    made = await metrics.maintain(db, months_ahead=6)
+    if url.startswith("postgresql"):
+        assert made == 3  # the migration made this month and the next three
+        assert await metrics.maintain(db, months_ahead=6) == 0
+        with psycopg.connect(url) as conn:
+            parts = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics'::regclass"
+            ).fetchone()
+        assert parts == (8,)  # seven months and metrics_default
+    else:
+        assert made == 0
 
 
 def raw(url: str, sql: str) -> None:
