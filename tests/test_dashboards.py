@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from stratus_sql import AlreadyExists, Database, InvalidInput, NotFound
-from stratus_sql.queries import dashboards
+from stratus_sql.queries import dashboards, users
 from stratus_sql.records import User
 
 
@@ -65,3 +65,21 @@ async def test_bad_names_are_rejected_and_nothing_written(
         # wrong types on purpose: the refusal is what is tested
         await dashboards.create_dashboard(db, user_id=user.user_id, name=name)  # type: ignore[arg-type]
     assert await dashboards.list_dashboards(db, user.user_id) == []
+
+
+async def test_every_users_dashboards_are_listed_for_the_organisation(
+    db: Database, user: User
+) -> None:
+    other = await users.create_user(
+        db, name="Bia", email=f"bia.{uuid.uuid4().hex[:8]}@example.com", role="mechanic"
+    )
+    mine = await dashboards.create_dashboard(db, user_id=user.user_id, name="Zulu")
+    theirs = await dashboards.create_dashboard(db, user_id=other.user_id, name="Alfa")
+    listed = await dashboards.list_all_dashboards(db, limit=10_000)
+    ids = [d.dashboard_id for d in listed]
+    assert {mine.dashboard_id, theirs.dashboard_id} <= set(ids)
+    assert [d.name for d in listed] == sorted(d.name for d in listed)
+    assert len(await dashboards.list_all_dashboards(db, limit=1)) == 1
+    for bad in (0, 10_001, True, "5"):
+        with pytest.raises(InvalidInput, match="limit"):
+            await dashboards.list_all_dashboards(db, limit=bad)  # type: ignore[arg-type]

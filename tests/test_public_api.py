@@ -93,6 +93,7 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "delete_dashboard",
         "get_dashboard",
         "get_dashboard_by_name",
+        "list_all_dashboards",
         "list_dashboards",
         "rename_dashboard",
     }

@@ -24,6 +24,14 @@ FROM dashboards
 WHERE user_id = :user_id
 ORDER BY name COLLATE "C", dashboard_id;
 
+-- name: list_all_dashboards :many -> Dashboard
+-- Every user's dashboards, by name, at most :limit (under row-level security, those the
+-- actor may read).
+SELECT dashboard_id, user_id, name, created_at, updated_at
+FROM dashboards
+ORDER BY name COLLATE "C", dashboard_id
+LIMIT :limit;
+
 -- name: rename_dashboard :one -> Dashboard
 -- Rename a dashboard.
 UPDATE dashboards

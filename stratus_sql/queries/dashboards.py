@@ -8,7 +8,7 @@ from uuid import UUID
 from stratus_sql.engine import Executor
 from stratus_sql.errors import DatabaseError, NotFound
 from stratus_sql.ids import uuid7
-from stratus_sql.queries._input import Input, NoNul, Unpadded, text, uuid_arg, validate
+from stratus_sql.queries._input import Input, NoNul, Unpadded, int_arg, text, uuid_arg, validate
 from stratus_sql.records import Dashboard
 from stratus_sql.sqlfiles import load_queries
 
@@ -17,6 +17,7 @@ __all__ = [
     "delete_dashboard",
     "get_dashboard",
     "get_dashboard_by_name",
+    "list_all_dashboards",
     "list_dashboards",
     "rename_dashboard",
 ]
@@ -58,6 +59,13 @@ async def list_dashboards(db: Executor, user_id: UUID | str) -> list[Dashboard]:
     """The user's dashboards, by name."""
     uid = uuid_arg(user_id, "user_id")
     return await db.fetch_many(Dashboard, STATEMENTS.list_dashboards, user_id=uid)
+
+
+async def list_all_dashboards(db: Executor, *, limit: int = 500) -> list[Dashboard]:
+    """Every user's dashboards (the organisation's), by name, at most `limit` (1 to 10,000).
+    In a scoped transaction, only those the actor may read: all of them for an admin."""
+    wanted = int_arg(limit, "limit", 1, 10_000)
+    return await db.fetch_many(Dashboard, STATEMENTS.list_all_dashboards, limit=wanted)
 
 
 async def rename_dashboard(db: Executor, dashboard_id: UUID | str, name: str) -> Dashboard:
