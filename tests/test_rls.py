@@ -9,6 +9,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,15 @@ from pydantic import BaseModel
 
 import stratus_sql
 import stratus_sql.queries.audit
-from stratus_sql import Actor, Database, DatabaseError, Executor, StratusError, UsageError
+from stratus_sql import (
+    Actor,
+    Database,
+    DatabaseError,
+    Executor,
+    InvalidInput,
+    StratusError,
+    UsageError,
+)
 from stratus_sql.drivers import pgconnect as postgres
 from stratus_sql.queries import conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
@@ -311,3 +320,52 @@ async def test_an_admin_cannot_write_into_another_users_conversation(pg: Databas
     assert after.message_count == len(
         (await conversations.list_messages(pg, b_chat.conversation_id)).items
     )
+
+
+async def test_a_series_read_as_an_actor_counts_only_what_they_may_read(pg: Database) -> None:
+    pilot, other, admin = await owner(pg), await owner(pg), await owner(pg, "admin")
+    now = datetime.now(UTC).replace(minute=30)
+    for person, efficiency in ((pilot, 0.25), (other, 0.75)):
+        await metrics.record_metrics(
+            pg,
+            [
+                {
+                    "user_id": person.user_id,
+                    "timestamp": now - timedelta(hours=hours),
+                    "ia_efficiency": efficiency,
+                    "model_accuracy": 0.9,
+                    "processing_time_ms": 120.0,
+                    "memory_usage_mb": 512.0,
+                    "error_rate": 0.01,
+                }
+                for hours in (1, 5, 30)
+            ],
+        )
+    for period in ("24h", "7d"):
+        # The organisation's series, filtered by nobody: the policies alone decide.
+        as_pilot = await metrics.dashboard_series(
+            pg, period=period, now=now, actor=Actor(user_id=pilot.user_id)
+        )
+        assert as_pilot == await metrics.dashboard_series(
+            pg, period=period, now=now, user_id=pilot.user_id
+        )
+        assert {b.ia_efficiency for b in as_pilot if b.samples} == {0.25}
+        as_admin = await metrics.dashboard_series(
+            pg, period=period, now=now, actor=Actor(user_id=admin.user_id)
+        )
+        assert as_admin == await metrics.dashboard_series(pg, period=period, now=now)
+    kept = await metrics.dashboard_series(
+        pg, now=now, actor=Actor(user_id=other.user_id), allow_stale=True
+    )
+    assert {b.ia_efficiency for b in kept.buckets if b.samples} == {0.75}
+    with pytest.raises(InvalidInput, match="actor"):
+        await metrics.dashboard_series(pg, actor=pilot.user_id)  # type: ignore[arg-type]
+    async with pg.transaction() as tx:
+        with pytest.raises(UsageError, match="transaction of its own"):
+            await metrics.dashboard_series(tx, actor=Actor(user_id=pilot.user_id))
+
+
+async def test_sqlite_refuses_a_series_read_as_an_actor(sqlite_url: str) -> None:
+    async with await stratus_sql.connect(sqlite_url) as db:
+        with pytest.raises(UsageError, match="PostgreSQL"):
+            await metrics.dashboard_series(db, actor=Actor(user_id=uuid.uuid4()))

@@ -20,7 +20,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from stratus_sql.dialects import base_chain
-from stratus_sql.engine import Executor
+from stratus_sql.engine import Actor, Executor
 from stratus_sql.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -196,6 +196,7 @@ async def dashboard_series(
     now: datetime | None = ...,
     allow_stale: Literal[False] = ...,
     exact: bool = ...,
+    actor: Actor | None = ...,
 ) -> list[MetricBucket]: ...
 
 
@@ -209,6 +210,7 @@ async def dashboard_series(
     now: datetime | None = ...,
     allow_stale: Literal[True],
     exact: bool = ...,
+    actor: Actor | None = ...,
 ) -> StaleableSeries: ...
 
 
@@ -221,6 +223,7 @@ async def dashboard_series(
     now: datetime | None = None,
     allow_stale: bool = False,
     exact: bool = False,
+    actor: Actor | None = None,
 ) -> list[MetricBucket] | StaleableSeries:
     """The series of a period, every bucket present, oldest first.
 
@@ -238,6 +241,11 @@ async def dashboard_series(
 
     Statements: `dashboard_series`, or `dashboard_series_exact` with `exact=True`.
 
+    With `actor` (on a Database, outside a transaction) the series is read in a transaction
+    of its own scoped to that actor by row-level security: only the samples and rollups the
+    actor may read count, whatever the filters say (an admin reads everyone's). UsageError
+    on a database without row-level security (SQLite), as `Database.transaction(scoped=True)`.
+
     With `allow_stale=True` (on a Database, outside a transaction) the result comes wrapped
     in a `StaleableSeries`; when the database is unavailable (DatabaseUnavailable,
     QueryTimeout) it is the last good result of an earlier `allow_stale` call with the same
@@ -251,14 +259,27 @@ async def dashboard_series(
         raise InvalidInput(f"allow_stale: expected True or False, got {allow_stale!r:.30}")
     if not isinstance(exact, bool):
         raise InvalidInput(f"exact: expected True or False, got {exact!r:.30}")
+    if actor is not None and not isinstance(actor, Actor):
+        raise InvalidInput(f"actor: expected an Actor, got {type(actor).__name__}")
     user = None if user_id is None else uuid_arg(user_id, "user_id")
     board = None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id")
+
+    async def read(ex: Executor) -> list[MetricBucket]:
+        return await _series(ex, period, user, board, now, exact)
+
+    async def read_as_actor() -> list[MetricBucket]:
+        if actor is None:
+            return await read(db)
+        if db.in_transaction:
+            raise UsageError("a series read as an actor runs in a transaction of its own")
+        return await db.database.run_transaction(read, actor=actor, scoped=True)
+
     if not allow_stale:
-        return await _series(db, period, user, board, now, exact)
+        return await read_as_actor()
     kept = _last_good_series(db)
-    key = (period, user, board, now, exact)
+    key = (period, user, board, now, exact, actor)
     try:
-        buckets = await _series(db, period, user, board, now, exact)
+        buckets = await read_as_actor()
     except (DatabaseUnavailable, QueryTimeout):
         if key not in kept:
             raise
@@ -324,7 +345,7 @@ async def _series(
     return out
 
 
-_SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None, bool]
+_SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None, bool, Actor | None]
 _KEPT_SERIES = 1000
 
 
