@@ -171,6 +171,28 @@ async def test_missing_rows_and_bad_ids(db: Database, user: User) -> None:
     assert await api_keys.list_api_keys(db, user.user_id) == []
 
 
+_ADD_KEY = "INSERT INTO api_keys (key_id, user_id, key_hash) VALUES (:key_id, :user_id, :key_hash)"
+ADD_KEY = adhoc("add_key :exec", postgres=_ADD_KEY, sqlite=_ADD_KEY)
+
+
+async def test_an_erased_user_gets_no_key_and_no_key_of_theirs_authenticates(db: Database) -> None:
+    person = await someone(db)
+    made = await api_keys.create_api_key(db, user_id=person.user_id)
+    assert await users.erase_user(db, person.user_id) is True
+    assert await api_keys.list_api_keys(db, person.user_id) == []
+    assert await api_keys.authenticate(db, made.key) is None
+    with pytest.raises(NotFound, match="erased"):
+        await api_keys.create_api_key(db, user_id=person.user_id)
+    # A key row written for them behind the layer's back does not let them in either.
+    await db.execute(
+        ADD_KEY,
+        key_id=made.key_id,
+        user_id=person.user_id,
+        key_hash=hashlib.sha256(made.key.encode()).digest(),
+    )
+    assert await api_keys.authenticate(db, made.key) is None
+
+
 @pytest.fixture
 async def pg(pg_url: str) -> AsyncIterator[Database]:
     async with await stratus_sql.connect(pg_url) as db:
