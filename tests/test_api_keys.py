@@ -3,6 +3,7 @@ checked, stored only as hashes; row-level security on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 import stratus_sql
 from stratus_sql import Actor, Database, InvalidInput, NotFound
+from stratus_sql.cli import main
 from stratus_sql.queries import api_keys, audit, users
 from stratus_sql.records import ApiKey, NewApiKey, User
 from tests.checks import adhoc, present
@@ -191,6 +193,46 @@ async def test_an_erased_user_gets_no_key_and_no_key_of_theirs_authenticates(db:
         key_hash=hashlib.sha256(made.key.encode()).digest(),
     )
     assert await api_keys.authenticate(db, made.key) is None
+
+
+async def test_the_api_key_commands(
+    db: Database, user: User, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*argv: str) -> int:
+        return main(["--url", database_url, "api-key", *argv])
+
+    assert await asyncio.to_thread(run, "create", "--email", user.email.upper()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (made,) = await api_keys.list_api_keys(db, user.user_id)
+    assert str(made.key_id) in lines[0]
+    assert user.email in lines[0]
+    assert await api_keys.authenticate(db, lines[-1]) == user  # `| tail -1` is the key
+
+    assert await asyncio.to_thread(run, "list", "--email", user.email) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{made.key_id}  created {made.created_at:%Y-%m-%d}")
+    assert line.endswith("  active")
+
+    assert await asyncio.to_thread(run, "revoke", str(made.key_id)) == 0
+    assert capsys.readouterr().out.startswith(f"revoked API key {made.key_id} at ")
+    assert await api_keys.authenticate(db, lines[-1]) is None
+    assert await asyncio.to_thread(run, "list", "--email", user.email) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    revoked_at = present((await api_keys.list_api_keys(db, user.user_id))[0].revoked_at)
+    assert line.endswith(f"  revoked {revoked_at:%Y-%m-%dT%H:%M:%S}Z")
+
+    for argv, said in (
+        (("create", "--email", "ninguem@example.com"), "no user with email"),
+        (("list", "--email", "ninguem@example.com"), "no user with email"),
+        (("revoke", str(uuid.uuid4())), "no API key"),
+        (("revoke", "nope"), "key_id"),
+    ):
+        assert await asyncio.to_thread(run, *argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        (message,) = captured.err.splitlines()
+        assert message.startswith("stratus-sql api-key: ")
+        assert said in message
 
 
 @pytest.fixture
