@@ -24,6 +24,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyOwner",
     "AuditEntry",
     "AuditSeal",
     "Conversation",
@@ -38,6 +40,7 @@ __all__ = [
     "MetricBucket",
     "MetricRollup",
     "MetricSample",
+    "NewApiKey",
     "Page",
     "Record",
     "ScoredMemoryEntry",
@@ -184,6 +187,31 @@ class Dashboard(Record):
     name: str
     created_at: datetime
     updated_at: datetime
+
+
+class ApiKey(Record):
+    """A user's API key, as stored: its id and times, never the key (only its SHA-256 is
+    kept). `revoked_at` is None while the key is active."""
+
+    key_id: UUID
+    user_id: UUID
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewApiKey(ApiKey):
+    """A key just made, with the key itself (`key`), which is shown this once and cannot be
+    read back; it is left out of the record's repr."""
+
+    key: str = Field(repr=False)
+
+
+class ApiKeyOwner(User):
+    """The row `api_keys.authenticate` reads: the key's user, with the key's stored SHA-256
+    (`key_hash`) and `revoked_at`."""
+
+    key_hash: bytes
+    revoked_at: datetime | None
 
 
 class Metric(Record):

@@ -254,12 +254,12 @@ def insert_users(url: str, emails: list[str]) -> list[str]:
 
 
 # The migrations after 0007, which the 0008 tests roll back to insert rows as they were.
-AFTER_0007 = ["0008.email_casefold", "0009.metrics_rollups"]
+AFTER_0007 = ["0008.email_casefold", "0009.metrics_rollups", "0010.api_keys"]
 
 
 def test_0008_folds_the_emails_stored_before_it(blank_url: str) -> None:
     stratus_sql.apply_migrations(blank_url)
-    assert stratus_sql.rollback_migrations(blank_url, steps=2) == AFTER_0007[::-1]
+    assert stratus_sql.rollback_migrations(blank_url, steps=len(AFTER_0007)) == AFTER_0007[::-1]
     ids = insert_users(
         blank_url, ["straße@example.com", "c\u0327a\u0303o@example.com", "ana@example.com"]
     )
@@ -287,7 +287,7 @@ def test_0008_refuses_emails_that_fold_to_one_address_and_changes_nothing(
     blank_url: str,
 ) -> None:
     stratus_sql.apply_migrations(blank_url)
-    stratus_sql.rollback_migrations(blank_url, steps=2)
+    stratus_sql.rollback_migrations(blank_url, steps=len(AFTER_0007))
     ids = insert_users(blank_url, ["straße@example.com", "strasse@example.com"])
     before = users_by_id(blank_url)
 
@@ -304,7 +304,7 @@ def test_0008_refuses_emails_that_fold_to_one_address_and_changes_nothing(
 
 def test_0008_refuses_an_email_that_folding_makes_too_long(blank_url: str) -> None:
     stratus_sql.apply_migrations(blank_url)
-    stratus_sql.rollback_migrations(blank_url, steps=2)
+    stratus_sql.rollback_migrations(blank_url, steps=len(AFTER_0007))
     address = "ß" + "a" * 241 + "@example.com"  # 254 characters; "ss" makes it 255
     [user_id] = insert_users(blank_url, [address])
     with pytest.raises(InvalidInput, match=f"users {user_id} grow past 254"):

@@ -15,8 +15,9 @@ import pytest
 import stratus_sql
 from stratus_sql import Actor, Database, NotFound, UsageError
 from stratus_sql.cli import main
-from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
+from stratus_sql.queries import api_keys, audit, conversations, dashboards, memory, metrics, users
 from stratus_sql.records import Conversation, User
+from tests.checks import present
 
 
 @pytest.fixture
@@ -78,6 +79,8 @@ async def person(db: Database, tag: str) -> tuple[User, dict[str, str]]:
               "model_accuracy": 0.9, "processing_time_ms": 100.0, "memory_usage_mb": 300.0,
               "error_rate": 0.0, "periodo": "1h"}],
         )  # fmt: skip
+        key = await api_keys.create_api_key(tx, user_id=user.user_id)
+    secrets["api_key"] = key.key
     return user, secrets
 
 
@@ -93,6 +96,10 @@ async def test_export_holds_everything_stored_and_is_audited(db: Database) -> No
     assert {m["key"] for m in data["memories"]} == {secrets["memory_key"], "expirada"}
     assert [d["name"] for d in data["dashboards"]] == [secrets["dashboard"]]
     assert len(data["metrics"]) == 1
+    (key,) = data["api_keys"]
+    assert set(key) == {"key_id", "user_id", "created_at", "revoked_at"}  # never a hash
+    assert key == (await api_keys.list_api_keys(db, user.user_id))[0].model_dump(mode="json")
+    assert await api_keys.authenticate(db, secrets["api_key"]) == user
     assert {a["table_name"] for a in data["audit"]} >= {"users", "conversations", "memory_entries"}
     (event,) = await audit.list_audit(db, record_id=user.user_id, limit=1)
     assert (event.action, event.table_name) == ("EXPORT", "users")
@@ -139,6 +146,14 @@ async def test_erase_leaves_nothing_identifying_anywhere(fresh: tuple[Database, 
 
     assert await users.erase_user(db, user.user_id) is True
 
+    assert await api_keys.list_api_keys(db, user.user_id) == []
+    assert await api_keys.authenticate(db, secrets["api_key"]) is None
+    assert await api_keys.authenticate(db, other["api_key"]) == bystander
+    (erase,) = [
+        a for a in await audit.list_audit(db, record_id=user.user_id, limit=1000)
+        if a.action == "ERASE"
+    ]  # fmt: skip
+    assert present(erase.new_values)["api_keys"] == 1
     rows = every_row_as_text(url)
     for label, value in secrets.items():
         leaks = [row for row in rows if value.lower() in row.lower()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stratus_sql
 from stratus_sql import errors
-from stratus_sql.queries import audit, conversations, dashboards, memory, metrics, users
+from stratus_sql.queries import api_keys, audit, conversations, dashboards, memory, metrics, users
 
 PUBLIC = {
     "Actor",
@@ -97,6 +97,12 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "list_dashboards",
         "rename_dashboard",
     }
+    assert set(api_keys.__all__) == {
+        "authenticate",
+        "create_api_key",
+        "list_api_keys",
+        "revoke_api_key",
+    }
     assert set(metrics.__all__) == {
         "PERIODS",
         "dashboard_series",
@@ -117,6 +123,6 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "seal",
         "verify",
     }
-    for module in (audit, conversations, dashboards, memory, metrics, users):
+    for module in (api_keys, audit, conversations, dashboards, memory, metrics, users):
         for name in module.__all__:
             assert name in ("PERIODS", "AUDITED_TABLES") or callable(getattr(module, name))

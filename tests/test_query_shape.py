@@ -8,7 +8,16 @@ import inspect
 
 import pytest
 
-MODULES = ["audit", "conversations", "dashboards", "memory", "metrics", "privacy", "users"]
+MODULES = [
+    "api_keys",
+    "audit",
+    "conversations",
+    "dashboards",
+    "memory",
+    "metrics",
+    "privacy",
+    "users",
+]
 STATEMENT_SETS = {"STATEMENTS", "AUDIT"}
 
 

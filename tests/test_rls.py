@@ -28,7 +28,7 @@ from stratus_sql import (
     UsageError,
 )
 from stratus_sql.drivers import pgconnect as postgres
-from stratus_sql.queries import conversations, dashboards, memory, metrics, users
+from stratus_sql.queries import api_keys, conversations, dashboards, memory, metrics, users
 from stratus_sql.records import User
 from tests.checks import adhoc, present
 
@@ -57,6 +57,7 @@ async def owner(db: Database, role: str = "pilot") -> User:
         importance_score=1,
     )
     await dashboards.create_dashboard(db, user_id=user.user_id, name="Painel")
+    await api_keys.create_api_key(db, user_id=user.user_id)
     return user
 
 
@@ -84,8 +85,11 @@ async def test_a_scoped_transaction_sees_only_its_actors_rows(pg: Database) -> N
         assert await memory.get_memory(tx, b.user_id, "k") is None
         assert await memory.search_memories(tx, b.user_id, "segredo") == []
         assert await dashboards.list_dashboards(tx, b.user_id) == []
+        assert await api_keys.list_api_keys(tx, b.user_id) == []
         assert len((await conversations.list_conversations(tx, a.user_id)).items) == 1
-        for table in ("users", "conversations", "messages", "memory_entries", "dashboards"):
+        for table in (
+            "users", "conversations", "messages", "memory_entries", "dashboards", "api_keys",
+        ):  # fmt: skip
             owners = set(await raw(tx, f"SELECT user_id FROM {table}"))
             assert owners == {a.user_id}, table
 
@@ -94,8 +98,11 @@ async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Databas
     a, b = await owner(pg), await owner(pg)
     b_before = await users.get_user(pg, b.user_id)
     b_chat = (await conversations.list_conversations(pg, b.user_id)).items[0]
+    b_keys = await api_keys.list_api_keys(pg, b.user_id)
     actor = Actor(user_id=a.user_id)
     attempts = [
+        lambda tx: api_keys.revoke_api_key(tx, b_keys[0].key_id),
+        lambda tx: api_keys.create_api_key(tx, user_id=b.user_id),
         lambda tx: users.update_preferences(tx, b.user_id, {"x": 1}),
         lambda tx: conversations.delete_conversation(tx, b_chat.conversation_id),
         lambda tx: conversations.create_conversation(tx, user_id=b.user_id, title="intrusa"),
@@ -140,6 +147,7 @@ async def test_a_scoped_transaction_cannot_change_another_users_rows(pg: Databas
     assert b_chat_now.status.value == "active"
     assert present(await memory.get_memory(pg, b.user_id, "k")).value == "segredo"
     assert len((await conversations.list_conversations(pg, b.user_id)).items) == 1
+    assert await api_keys.list_api_keys(pg, b.user_id) == b_keys
 
 
 async def test_policies_fail_closed_without_an_actor(pg: Database) -> None:
@@ -147,6 +155,7 @@ async def test_policies_fail_closed_without_an_actor(pg: Database) -> None:
     async with pg.transaction(scoped=True) as tx:
         assert await raw(tx, "SELECT user_id FROM users") == []
         assert await raw(tx, "SELECT 1 FROM memory_entries") == []
+        assert await raw(tx, "SELECT 1 FROM api_keys") == []
 
 
 async def test_an_admin_actor_reads_every_users_rows_but_writes_only_its_own(pg: Database) -> None:
@@ -238,7 +247,10 @@ async def app_login(pg_url: str) -> AsyncIterator[str]:
 
     url = pg_url
     role = f"stratus_app_{uuid.uuid4().hex[:8]}"
-    tables = "users, conversations, messages, messages_archive, memory_entries, dashboards, metrics"
+    tables = (
+        "users, conversations, messages, messages_archive, memory_entries, dashboards, metrics,"
+        " api_keys"
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
         conn.execute(f"GRANT stratus_scoped TO {role}")

@@ -104,6 +104,11 @@ WHERE user_id = :user_id;
 DELETE FROM metrics
 WHERE user_id = :user_id;
 
+-- name: delete_user_api_keys :execrows
+-- Delete a user's API keys.
+DELETE FROM api_keys
+WHERE user_id = :user_id;
+
 -- name: delete_user_dashboards :execrows
 -- Delete a user's dashboards.
 DELETE FROM dashboards

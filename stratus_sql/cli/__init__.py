@@ -1,5 +1,5 @@
 """The `stratus-sql` command: migrate, rollback, status, check, seed, export-user, purge,
-audit, metrics and maintain.
+audit, metrics, maintain, health and api-key.
 
 Every command works on `--url`, else DATABASE_URL, else the embedded ./stratus.db. Errors
 print one line on stderr and exit 1; no traceback.
@@ -19,6 +19,7 @@ from typing import TypeVar
 import orjson
 
 from stratus_sql.check import check_statements
+from stratus_sql.cli.api_key import add_api_key_parser, api_key_command
 from stratus_sql.cli.seed import SeedReport, progress_bar, seed
 from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("maintain", help="create the coming months' audit and metrics partitions")
     commands.add_parser("health", help="reachability, latency, pool and pending migrations")
+    add_api_key_parser(commands)
     return parser
 
 
@@ -137,6 +139,9 @@ def _run(args: argparse.Namespace, url: str) -> int:
         health = asyncio.run(_with_db(url, lambda db: db.health()))
         print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())
         return 0 if health.healthy else 1
+    elif args.command == "api-key":
+        for line in asyncio.run(api_key_command(url, args)):
+            print(line)
     return 0
 
 

@@ -47,7 +47,7 @@ __all__ = [
 
 STATEMENTS = load_queries("audit")
 
-AUDITED_TABLES = ("users", "conversations", "memory_entries", "dashboards")
+AUDITED_TABLES = ("users", "conversations", "memory_entries", "dashboards", "api_keys")
 SEAL_BATCH = 10_000
 
 

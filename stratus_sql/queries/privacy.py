@@ -14,6 +14,7 @@ from stratus_sql.errors import Conflict, NotFound, StratusError, UsageError
 from stratus_sql.queries import audit
 from stratus_sql.queries._input import uuid_arg
 from stratus_sql.records import (
+    ApiKey,
     AuditEntry,
     Conversation,
     Dashboard,
@@ -31,6 +32,7 @@ STATEMENTS = load_queries("privacy")
 USERS = load_queries("users")
 AUDIT = load_queries("audit")
 DASHBOARDS = load_queries("dashboards")
+API_KEYS = load_queries("api_keys")
 
 ERASED_NAME = "Usuário removido"
 
@@ -52,12 +54,14 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
     """Everything stored about a person, as JSON-ready data: the profile, conversations with
     their messages (live and archived), the messages they wrote in other people's
     conversations (live and archived), memories (expired ones too), dashboards, metric
-    samples and their hourly rollups, and the audit rows about them. The export itself is
+    samples and their hourly rollups, API keys (their ids and times: the layer keeps no
+    key, and the export shows no hash), and the audit rows about them. The export itself is
     recorded in the audit trail (action EXPORT). NotFound if there is no such user.
 
     Statements, in order: `get_user` (users), `user_conversations`, `user_messages`,
-    `user_archived_messages`, `user_memories`, `user_metrics`, `user_rollups`,
-    `audit_about_user`, `record_audit_event`.
+    `user_archived_messages`, `user_memories`, `list_dashboards` (dashboards),
+    `user_metrics`, `user_rollups`, `list_api_keys` (api_keys), `audit_about_user`,
+    `record_audit_event`.
     """
     async with db.transaction() as tx:
         user = await _user(tx, user_id)
@@ -69,6 +73,7 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
         boards = await tx.fetch_many(Dashboard, DASHBOARDS.list_dashboards, user_id=uid)
         samples = await tx.fetch_many(Metric, STATEMENTS.user_metrics, user_id=uid)
         rollups = await tx.fetch_many(MetricRollup, STATEMENTS.user_rollups, user_id=uid)
+        keys = await tx.fetch_many(ApiKey, API_KEYS.list_api_keys, user_id=uid)
         trail = await tx.fetch_many(AuditEntry, STATEMENTS.audit_about_user, user_id=uid)
         await tx.execute(
             STATEMENTS.record_audit_event,
@@ -102,6 +107,7 @@ async def export_user_data(db: Executor, user_id: UUID | str) -> dict[str, Any]:
         "dashboards": [_json(b) for b in boards],
         "metrics": [_json(s) for s in samples],
         "metric_rollups": [_json(r) for r in rollups],
+        "api_keys": [_json(k) for k in keys],
         "audit": [_json(a) for a in trail],
     }
 
@@ -110,9 +116,10 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     """Erase a person, in one transaction that holds their row locked (nothing new can be
     added for them meanwhile):
 
-    - delete their conversations (with every message in them), the messages they wrote in
-      other people's conversations, their memories, dashboards, metric samples and hourly
-      metric rollups (the organisation's rollups are recomputed without them);
+    - delete their API keys (so no key of theirs authenticates any more), their
+      conversations (with every message in them), the messages they wrote in other
+      people's conversations, their memories, dashboards, metric samples and hourly metric
+      rollups (the organisation's rollups are recomputed without them);
     - replace the profile's personal data (the row stays, anonymized);
     - blank the personal fields of every audit row about their data, and the network
       details of the rows they caused;
@@ -127,14 +134,14 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
     second call is a no-op, but a later call still removes data written since).
     NotFound if there is no such user.
 
-    Statements, in order: `lock_user`; `delete_user_metrics`, `forget_user_rollups`,
-    `delete_orphan_rollups`, `delete_user_rollups`, `delete_user_dashboards`,
-    `delete_user_memories`, `delete_user_conversations`, `delete_user_messages`,
-    `delete_user_archived_messages`; then, unless nothing was left, `anonymize_user`,
-    `compact_search_index`, `audit_about_user`, `audit_caused_by_user`,
-    `allow_audit_redaction`, `redact_audit_about_user`, `forget_actor_network`, the seals'
-    (see `audit.reseal`), `end_audit_redaction`, `record_audit_event`; after the commit,
-    `flush_erased_pages`.
+    Statements, in order: `lock_user`; `delete_user_api_keys`, `delete_user_metrics`,
+    `forget_user_rollups`, `delete_orphan_rollups`, `delete_user_rollups`,
+    `delete_user_dashboards`, `delete_user_memories`, `delete_user_conversations`,
+    `delete_user_messages`, `delete_user_archived_messages`; then, unless nothing was
+    left, `anonymize_user`, `compact_search_index`, `audit_about_user`,
+    `audit_caused_by_user`, `allow_audit_redaction`, `redact_audit_about_user`,
+    `forget_actor_network`, the seals' (see `audit.reseal`), `end_audit_redaction`,
+    `record_audit_event`; after the commit, `flush_erased_pages`.
     """
     uid = uuid_arg(user_id, "user_id")
     async with db.transaction() as tx:
@@ -142,6 +149,7 @@ async def erase_user(db: Executor, user_id: UUID | str) -> bool:
         if user is None:
             raise NotFound(f"no user {uid}")
         counts = {
+            "api_keys": await tx.execute_rows(STATEMENTS.delete_user_api_keys, user_id=uid),
             "metrics": await tx.execute_rows(STATEMENTS.delete_user_metrics, user_id=uid),
             "metric_rollups": await _delete_rollups(tx, uid),
             "dashboards": await tx.execute_rows(STATEMENTS.delete_user_dashboards, user_id=uid),

@@ -1,0 +1,2 @@
+-- The table goes with its index, trigger, policies and grants.
+DROP TABLE api_keys;
