@@ -1,6 +1,5 @@
-"""The dashboard app (`stratus-sql serve`): its pages (`pages`), their summary numbers
-(`summary`) and the static assets under `static/` (style, script, vendored uPlot)."""
+"""The dashboard web app (`stratus-sql serve`, the `web` extra): see the README's "Dashboard"."""
 
-from __future__ import annotations
+from stratus_sql.web.app import create_app
 
-__all__: list[str] = []
+__all__ = ["create_app"]

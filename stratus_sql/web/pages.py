@@ -26,6 +26,7 @@ __all__ = [
     "Chart",
     "dashboard_page",
     "dashboards_page",
+    "error_page",
     "series_json",
     "sign_in_page",
 ]
@@ -98,6 +99,21 @@ def sign_in_page(*, error: str | None = None) -> str:
     """The sign-in form: an API key posted to `/sign-in`; `error`, when set, shown above it."""
     shown = "" if error is None else f'    <p id="error" role="alert">{escape(error)}</p>\n'
     return _document(title="Entrar", body_class="sign-in", body=_fill("sign_in.html", error=shown))
+
+
+ERROR_TITLES = {403: "Acesso negado", 404: "Não encontrado", 503: "Indisponível"}
+
+
+def error_page(*, status: int, message: str) -> str:
+    """A page that could not be shown: the status's title, the message and the way back."""
+    title = ERROR_TITLES.get(status, "Erro")
+    body = (
+        '<main class="sign-in">\n  <div class="card">\n'
+        f'    <p class="brand">Stratus<span>.IA</span></p>\n    <h1>{escape(title)}</h1>\n'
+        f'    <p id="error" role="alert">{escape(message)}</p>\n'
+        '    <p><a href="/dashboards">Painéis</a></p>\n  </div>\n</main>'
+    )
+    return _document(title=title, body_class="error", body=body)
 
 
 def dashboards_page(
