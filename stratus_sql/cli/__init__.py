@@ -1,5 +1,5 @@
 """The `stratus-sql` command: migrate, rollback, status, check, seed, export-user, purge,
-audit, metrics, maintain, health and api-key.
+audit, metrics, maintain, health, api-key and serve.
 
 Every command works on `--url`, else DATABASE_URL, else the embedded ./stratus.db. Errors
 print one line on stderr and exit 1; no traceback.
@@ -21,6 +21,7 @@ import orjson
 from stratus_sql.check import check_statements
 from stratus_sql.cli.api_key import add_api_key_parser, api_key_command
 from stratus_sql.cli.seed import SeedReport, progress_bar, seed
+from stratus_sql.cli.serve import serve
 from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
 from stratus_sql.errors import StratusError, UsageError
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("maintain", help="create the coming months' audit and metrics partitions")
     commands.add_parser("health", help="reachability, latency, pool and pending migrations")
     add_api_key_parser(commands)
+    web = commands.add_parser("serve", help="the dashboard web app (the web extra)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    web.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     return parser
 
 
@@ -135,6 +139,8 @@ def _run(args: argparse.Namespace, url: str) -> int:
         return _audit(url, args.action, args.before)
     elif args.command == "metrics":
         _metrics(url, args.action, args.before, args.since)
+    elif args.command == "serve":
+        serve(url, args.host, args.port)
     elif args.command == "health":
         health = asyncio.run(_with_db(url, lambda db: db.health()))
         print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())
