@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ import stratus_sql
 from stratus_sql import Database
 from stratus_sql.queries import users
 from stratus_sql.records import User
-from tests.servers import LegServers
+from tests.servers import Cluster, LegServers, private_cluster
 
 PG_LEGS = ("postgres", "postgres18")
 LEGS = ("postgres", "postgres18", "sqlite", "pgbouncer")
@@ -36,6 +37,7 @@ LEG_OF_FIXTURE = {
     "sqlite_url": "sqlite",
     "new_sqlite_database": "sqlite",
     "pgbouncer_server": "pgbouncer",
+    "postgres_bindir": "postgres",
 }
 
 
@@ -103,6 +105,21 @@ def sqlite_url(test_servers: LegServers) -> str:
 def pgbouncer_server(test_servers: LegServers) -> str:
     """The server the pgbouncer leg puts PgBouncer in front of."""
     return test_servers.server("postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_bindir(test_servers: LegServers) -> Path:
+    """The postgres leg's server binaries, for a private cluster a test runs once (not per
+    leg): one it stops under the dashboard app, say."""
+    return test_servers.bindir("postgres")
+
+
+@pytest.fixture
+def stoppable_cluster(postgres_bindir: Path) -> Iterator[Cluster]:
+    """A migrated private cluster of the postgres leg's binaries, for a test to stop."""
+    with private_cluster(postgres_bindir) as made:
+        stratus_sql.apply_migrations(made.url)
+        yield made
 
 
 @pytest.fixture

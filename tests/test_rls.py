@@ -371,7 +371,7 @@ async def test_a_series_read_as_an_actor_counts_only_what_they_may_read(pg: Data
     )
     assert {b.ia_efficiency for b in kept.buckets if b.samples} == {0.75}
     with pytest.raises(InvalidInput, match="actor"):
-        await metrics.dashboard_series(pg, actor=pilot.user_id)  # type: ignore[arg-type]
+        await metrics.dashboard_series(pg, actor=pilot.user_id)  # type: ignore[call-overload]
     async with pg.transaction() as tx:
         with pytest.raises(UsageError, match="transaction of its own"):
             await metrics.dashboard_series(tx, actor=Actor(user_id=pilot.user_id))

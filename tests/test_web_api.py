@@ -1,0 +1,263 @@
+"""The dashboard app's API, sign-in and pages, in process, on every leg."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+
+from stratus_sql import Database
+from stratus_sql.queries import api_keys, dashboards, metrics
+from stratus_sql.records import MetricBucket
+from stratus_sql.web.auth import COOKIE
+from tests.webapp import client, person
+
+SERIES_FIELDS = tuple(MetricBucket.model_fields)[1:]  # all but bucket_start
+
+
+def same_series(got: list[dict], expected: list) -> None:
+    """The API's buckets equal the layer's, read a moment apart (the same now, to the
+    second: the buckets' edges move with it)."""
+    assert len(got) == len(expected)
+    for bucket, want in zip(got, expected, strict=True):
+        start = datetime.fromisoformat(bucket["bucket_start"])
+        assert abs(start - want.bucket_start) < timedelta(seconds=60)
+        for field in SERIES_FIELDS:
+            assert bucket[field] == pytest.approx(getattr(want, field)), field
+
+
+async def test_no_key_or_a_bad_one_is_401(db: Database) -> None:
+    owner = await person(db)
+    revoked = await api_keys.create_api_key(db, user_id=owner.user.user_id)
+    await api_keys.revoke_api_key(db, revoked.key_id)
+    paths = ("/api/dashboards", f"/api/dashboards/{owner.board.dashboard_id}/series")
+    for key in (None, "sk_nonsense", owner.key[:-1] + "x", revoked.key):
+        async with client(db, key) as http:
+            for path in paths:
+                response = await http.get(path)
+                assert response.status_code == 401, (key, path)
+                assert response.headers["www-authenticate"] == "Bearer"
+                assert "API key" in response.json()["detail"]
+    async with client(db) as http:
+        response = await http.get(paths[0], headers={"authorization": "Basic " + owner.key})
+        assert response.status_code == 401
+
+
+async def test_a_user_lists_only_their_dashboards(db: Database) -> None:
+    owner, other = await person(db), await person(db)
+    second = await dashboards.create_dashboard(db, user_id=owner.user.user_id, name="Outro")
+    async with client(db, owner.key) as http:
+        response = await http.get("/api/dashboards")
+    assert response.status_code == 200
+    listed = response.json()
+    assert {d["dashboard_id"] for d in listed} == {
+        str(owner.board.dashboard_id),
+        str(second.dashboard_id),
+    }
+    assert str(other.board.dashboard_id) not in response.text
+    expected = await dashboards.list_dashboards(db, owner.user.user_id)
+    assert listed == [orjson.loads(b.model_dump_json()) for b in expected]
+
+
+@pytest.mark.parametrize("period", ["24h", "7d", "30d"])
+async def test_the_series_is_dashboard_series(db: Database, period: str) -> None:
+    owner = await person(db, samples=400)
+    async with client(db, owner.key) as http:
+        response = await http.get(
+            f"/api/dashboards/{owner.board.dashboard_id}/series", params={"period": period}
+        )
+    expected = await metrics.dashboard_series(
+        db, period=period, dashboard_id=owner.board.dashboard_id
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["stale"] is False
+    assert body["age_seconds"] == 0
+    same_series(body["buckets"], expected)
+    assert sum(b["samples"] for b in body["buckets"]) > 0
+
+
+async def test_the_csv_holds_the_same_buckets(db: Database) -> None:
+    owner = await person(db, samples=30)
+    async with client(db, owner.key) as http:
+        response = await http.get(
+            f"/api/dashboards/{owner.board.dashboard_id}/series.csv", params={"period": "24h"}
+        )
+    expected = await metrics.dashboard_series(db, dashboard_id=owner.board.dashboard_id)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.headers["x-stale"] == "false"
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 24
+    same_series(
+        [
+            {k: (None if v == "" else (int(v) if k == "samples" else v)) for k, v in row.items()}
+            | {
+                f: (None if row[f] == "" else float(row[f]))
+                for f in SERIES_FIELDS
+                if f != "samples"
+            }
+            for row in rows
+        ],
+        expected,
+    )
+    assert any(row["ia_efficiency"] == "" for row in rows)  # the empty buckets
+
+
+async def test_another_users_or_an_unknown_dashboard_is_404(db: Database) -> None:
+    owner, other = await person(db, samples=3), await person(db)
+    unknown = "0190b3c4-0000-7000-8000-000000000000"
+    async with client(db, other.key) as http:
+        for board in (owner.board.dashboard_id, unknown):
+            for path in (
+                f"/api/dashboards/{board}/series",
+                f"/api/dashboards/{board}/series.csv",
+                f"/dashboards/{board}",
+            ):
+                response = await http.get(path)
+                assert response.status_code == 404, path
+                assert "Ana" not in response.text
+
+
+async def test_a_bad_parameter_is_422_naming_it(db: Database) -> None:
+    owner = await person(db)
+    async with client(db, owner.key) as http:
+        bad_period = await http.get(
+            f"/api/dashboards/{owner.board.dashboard_id}/series", params={"period": "1y"}
+        )
+        bad_id = await http.get("/api/dashboards/not-a-uuid/series")
+    assert bad_period.status_code == 422
+    assert bad_period.json()["detail"][0]["loc"] == ["query", "period"]
+    assert bad_id.status_code == 422
+    assert bad_id.json()["detail"][0]["loc"] == ["path", "dashboard_id"]
+
+
+async def test_an_admin_sees_every_dashboard_and_the_organisation(db: Database) -> None:
+    admin, pilot = await person(db, "admin"), await person(db, samples=50)
+    async with client(db, admin.key) as http:
+        listed = (await http.get("/api/dashboards")).json()
+        theirs = await http.get(f"/api/dashboards/{pilot.board.dashboard_id}/series")
+        organisation = await http.get("/api/organisation/series", params={"period": "7d"})
+        organisation_csv = await http.get("/api/organisation/series.csv")
+        page = await http.get("/organisation")
+    ids = {d["dashboard_id"] for d in listed}
+    assert {str(admin.board.dashboard_id), str(pilot.board.dashboard_id)} <= ids
+    assert theirs.status_code == 200
+    same_series(
+        theirs.json()["buckets"],
+        await metrics.dashboard_series(db, dashboard_id=pilot.board.dashboard_id),
+    )
+    assert organisation.status_code == 200
+    same_series(organisation.json()["buckets"], await metrics.dashboard_series(db, period="7d"))
+    assert organisation_csv.status_code == 200
+    assert page.status_code == 200
+    async with client(db, pilot.key) as http:
+        for path in ("/api/organisation/series", "/api/organisation/series.csv"):
+            refused = await http.get(path)
+            assert refused.status_code == 403
+            assert refused.json()["detail"] == "only an admin may read the organisation's series"
+        assert (await http.get("/organisation")).status_code == 403
+
+
+async def test_health_answers_without_a_key(db: Database) -> None:
+    async with client(db) as http:
+        response = await http.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["healthy"] is True
+    assert body["reachable"] is True
+    assert body["pending_migrations"] == []
+    assert body["latency_ms"] >= 0
+
+
+async def test_every_response_forbids_other_hosts_and_caching(db: Database) -> None:
+    async with client(db) as http:
+        for path in ("/api/health", "/sign-in", "/api/dashboards", "/static/style.css"):
+            response = await http.get(path)
+            assert response.headers["content-security-policy"].startswith("default-src 'self'")
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["cache-control"] == "no-store"
+
+
+def cookie_attributes(header: str) -> dict[str, str]:
+    parts = [p.strip() for p in header.split(";")]
+    return {p.partition("=")[0].lower(): p.partition("=")[2] for p in parts[1:]}
+
+
+@pytest.mark.parametrize("https", [False, True])
+async def test_sign_in_sets_a_strict_session_cookie(db: Database, https: bool) -> None:
+    owner = await person(db, samples=5)
+    async with client(db, https=https) as http:
+        assert (await http.get("/dashboards")).status_code == 303
+        response = await http.post("/sign-in", data={"key": owner.key})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/dashboards"
+        header = response.headers["set-cookie"]
+        assert header.startswith(f"{COOKIE}=")
+        attributes = cookie_attributes(header)
+        assert "httponly" in attributes
+        assert attributes["samesite"].lower() == "strict"
+        assert attributes["path"] == "/"
+        assert ("secure" in attributes) is https
+        listing = await http.get("/dashboards")
+        assert listing.status_code == 200
+        assert html.escape(owner.board.name) in listing.text
+        page = await http.get(f"/dashboards/{owner.board.dashboard_id}", params={"period": "7d"})
+        assert page.status_code == 200
+        api = await http.get(f"/api/dashboards/{owner.board.dashboard_id}/series")
+        assert api.status_code == 200
+        out = await http.post("/sign-out")
+        assert out.status_code == 303
+        assert out.headers["location"] == "/sign-in"
+        assert (await http.get("/api/dashboards")).status_code == 401
+        assert (await http.get("/dashboards")).status_code == 303
+
+
+async def test_a_wrong_key_at_sign_in_is_refused_and_sets_no_cookie(db: Database) -> None:
+    owner = await person(db)
+    await api_keys.revoke_api_key(
+        db, (await api_keys.list_api_keys(db, owner.user.user_id))[0].key_id
+    )
+    async with client(db) as http:
+        for form in ({"key": owner.key}, {"key": ""}, {}, {"key": "x" * 5000}):
+            response = await http.post("/sign-in", data=form)
+            assert response.status_code == 401
+            assert "set-cookie" not in response.headers
+            assert "Chave inválida ou revogada." in response.text
+
+
+async def test_a_revoked_key_stops_at_its_next_request(db: Database) -> None:
+    owner = await person(db)
+    async with client(db) as http:
+        await http.post("/sign-in", data={"key": owner.key})
+        assert (await http.get("/api/dashboards")).status_code == 200
+        for key in await api_keys.list_api_keys(db, owner.user.user_id):
+            await api_keys.revoke_api_key(db, key.key_id)
+        assert (await http.get("/api/dashboards")).status_code == 401
+        assert (await http.get("/dashboards")).status_code == 303
+
+
+async def test_the_page_embeds_the_series_it_draws(db: Database) -> None:
+    owner = await person(db, samples=60)
+    async with client(db, owner.key) as http:
+        page = await http.get(f"/dashboards/{owner.board.dashboard_id}", params={"period": "24h"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    block = re.search(
+        r'<script type="application/json" id="series">(.*?)</script>', page.text, re.S
+    )
+    assert block is not None
+    embedded = orjson.loads(block.group(1))
+    same_series(
+        embedded["buckets"],
+        await metrics.dashboard_series(db, dashboard_id=owner.board.dashboard_id),
+    )
+    assert f"/api/dashboards/{owner.board.dashboard_id}/series.csv?period=24h" in page.text
+    for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        assert src.startswith(("/", "?")), src  # nothing from another host

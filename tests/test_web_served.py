@@ -1,0 +1,131 @@
+"""The dashboard app served for real by `stratus-sql serve`: fuzzed from its own OpenAPI
+document on every leg, and answering with the last good series, marked stale, once its
+PostgreSQL server is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis import Case
+from schemathesis.config import SchemathesisConfig
+from schemathesis.generation import GenerationMode
+
+import stratus_sql
+from stratus_sql import Database
+from stratus_sql.dashboard import generate_data
+from tests.servers import Cluster
+from tests.webapp import Person, person, served
+
+
+@pytest.fixture
+async def people(db: Database) -> tuple[Person, Person]:
+    return await person(db, samples=40), await person(db, "admin", samples=5)
+
+
+def test_no_request_is_ever_a_server_error(
+    database_url: str, people: tuple[Person, Person]
+) -> None:
+    """Requests generated from the app's own OpenAPI document, valid and invalid, with a
+    pilot's key, an admin's and none: each answered as documented, and never with a 5xx."""
+    pilot, admin = people
+    config = SchemathesisConfig()
+    config.projects.default.generation.update(modes=list(GenerationMode))
+    with served(database_url) as base:
+        schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json", config=config)
+        operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+        assert len(operations) == 10
+        for operation in operations:
+
+            @hypothesis.given(case=operation.as_strategy())
+            @hypothesis.settings(
+                max_examples=20,
+                deadline=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+                database=None,
+            )
+            def call(case: Case) -> None:
+                for key in (pilot.key, admin.key, None):
+                    headers = {"authorization": f"Bearer {key}"} if key else {}
+                    case.call_and_validate(headers=headers)
+
+            call()
+
+
+async def test_serve_prints_its_url_and_answers(database_url: str, db: Database) -> None:
+    pilot = await person(db, samples=10)
+    with served(database_url) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            health = await http.get("/api/health")
+            series = await http.get(
+                f"/api/dashboards/{pilot.board.dashboard_id}/series",
+                headers={"authorization": f"Bearer {pilot.key}"},
+            )
+            static = await http.get("/static/vendor/uplot/uPlot.iife.min.js")
+    assert health.status_code == 200
+    assert series.status_code == 200
+    assert sum(b["samples"] for b in series.json()["buckets"]) == 10
+    assert static.status_code == 200
+    assert "server" not in health.headers
+
+
+@pytest.fixture
+async def on_cluster(stoppable_cluster: Cluster) -> AsyncIterator[Database]:
+    async with await stratus_sql.connect(stoppable_cluster.url) as db:
+        yield db
+
+
+async def test_a_stopped_database_shows_the_last_good_series_as_stale(
+    stoppable_cluster: Cluster, on_cluster: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pilot = await person(on_cluster, samples=20)
+    before = await generate_data("24h", db=on_cluster, dashboard_id=pilot.board.dashboard_id)
+    monkeypatch.setenv("DB_RETRY_ATTEMPTS", "1")
+    series = f"/api/dashboards/{pilot.board.dashboard_id}/series"
+    never_seen = f"sk_{uuid.uuid4().hex}_{secrets.token_urlsafe(32)}"  # well formed
+    bearer = {"authorization": f"Bearer {pilot.key}"}
+    with served(stoppable_cluster.url) as base:
+        async with httpx.AsyncClient(base_url=base, headers=bearer, timeout=30) as http:
+            good = await http.get(series)
+            assert good.status_code == 200
+            assert good.json()["stale"] is False
+            await asyncio.to_thread(stoppable_cluster.pg_ctl, "stop", "-m", "fast")
+            try:
+                await asyncio.sleep(0.2)
+                stale = await http.get(series)
+                kept = await generate_data(
+                    "24h", db=on_cluster, dashboard_id=pilot.board.dashboard_id
+                )
+                page = await http.get(f"/dashboards/{pilot.board.dashboard_id}")
+                other_period = await http.get(series, params={"period": "7d"})
+                health = await http.get("/api/health")
+                stranger = await http.get(
+                    "/api/dashboards", headers={"authorization": f"Bearer {never_seen}"}
+                )
+            finally:
+                await asyncio.to_thread(stoppable_cluster.pg_ctl, "start")
+            fresh = await http.get(series)
+    assert stale.status_code == 200
+    body = stale.json()
+    assert body["stale"] is True
+    assert body["age_seconds"] > 0
+    assert body["buckets"] == good.json()["buckets"]  # the same buckets, never invented
+    assert page.status_code == 200
+    assert '"stale":true' in page.text
+    # Nothing kept for a period never read, a key never seen: unavailable, not made up.
+    assert other_period.status_code == 503
+    assert other_period.json() == {"detail": "banco de dados indisponível"}
+    assert health.status_code == 503
+    assert health.json()["reachable"] is False
+    assert stranger.status_code == 503
+    assert kept["stale"] is True
+    assert kept["age_seconds"] > 0
+    assert {**kept, "stale": False, "age_seconds": 0} == before
+    assert fresh.status_code == 200
+    assert fresh.json()["stale"] is False
