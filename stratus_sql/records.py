@@ -208,9 +208,9 @@ class NewApiKey(ApiKey):
 
 class ApiKeyOwner(User):
     """The row `api_keys.authenticate` reads: the key's user, with the key's stored SHA-256
-    (`key_hash`) and `revoked_at`."""
+    (`key_hash`, left out of its repr) and `revoked_at`."""
 
-    key_hash: bytes
+    key_hash: bytes = Field(repr=False)
     revoked_at: datetime | None
 
 

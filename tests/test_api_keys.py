@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from hypothesis import given
@@ -271,3 +271,36 @@ READ_ALL = adhoc(
     "every_key :many -> StoredKey",
     postgres="SELECT key_id, key_hash, revoked_at FROM api_keys",
 )
+
+
+async def test_keys_are_checked_on_the_primary_even_with_a_replica(
+    pg_url: str, new_pg_database: Callable[[], str]
+) -> None:
+    """With DATABASE_REPLICA_URL set, reads outside a transaction go to the replica; a key
+    is checked on the primary all the same, so a revocation counts from its commit. The
+    stand-in replica here is a migrated database that never saw the key."""
+    behind = new_pg_database()
+    stratus_sql.apply_migrations(behind)
+    settings = stratus_sql.Settings.load(replica_url=behind, memory_cache_size=0)
+    async with await stratus_sql.connect(pg_url, settings=settings) as db:
+        owner = await someone(db)
+        made = await api_keys.create_api_key(db, user_id=owner.user_id)
+        assert await users.get_user(db, owner.user_id) is None  # the replica answers reads
+        found = await api_keys.authenticate(db, made.key)
+        assert found is not None
+        assert found.user_id == owner.user_id
+        assert await api_keys.active_key_owner(db, made.key_id) == found
+        await api_keys.revoke_api_key(db, made.key_id)
+        assert await api_keys.authenticate(db, made.key) is None
+        assert await api_keys.active_key_owner(db, made.key_id) is None
+
+
+async def test_the_owner_of_an_active_key_by_its_id(db: Database, user: User) -> None:
+    made = await api_keys.create_api_key(db, user_id=user.user_id)
+    assert await api_keys.active_key_owner(db, made.key_id) == user
+    assert await api_keys.active_key_owner(db, str(made.key_id)) == user
+    assert await api_keys.active_key_owner(db, uuid.uuid4()) is None
+    with pytest.raises(InvalidInput, match="key_id"):
+        await api_keys.active_key_owner(db, "nope")
+    await api_keys.revoke_api_key(db, made.key_id)
+    assert await api_keys.active_key_owner(db, made.key_id) is None

@@ -98,6 +98,7 @@ def test_conversations_and_memory_modules_export_their_query_functions() -> None
         "rename_dashboard",
     }
     assert set(api_keys.__all__) == {
+        "active_key_owner",
         "authenticate",
         "create_api_key",
         "list_api_keys",

@@ -23,13 +23,19 @@ from stratus_sql.queries.privacy import is_erased
 from stratus_sql.records import ApiKey, ApiKeyOwner, NewApiKey, User
 from stratus_sql.sqlfiles import load_queries
 
-__all__ = ["authenticate", "create_api_key", "list_api_keys", "revoke_api_key"]
+__all__ = [
+    "active_key_owner",
+    "authenticate",
+    "create_api_key",
+    "list_api_keys",
+    "revoke_api_key",
+]
 
 STATEMENTS = load_queries("api_keys")
 
 _KEY = re.compile(r"sk_(?P<key_id>[0-9a-f]{32})_[A-Za-z0-9_-]{43}")
-# Compared with when a key names no stored key, so that such a key costs what a wrong
-# secret does and the time taken does not tell which key ids exist.
+# Compared with when a key names no stored key, so that the hash comparison is the same
+# work either way (key ids are not secret: the CLI and the audit trail show them).
 _NO_SUCH_KEY = hashlib.sha256(b"stratus_sql: no API key has this id").digest()
 
 
@@ -81,18 +87,40 @@ async def revoke_api_key(db: Executor, key_id: UUID | str) -> ApiKey:
 async def authenticate(db: Executor, key: str) -> User | None:
     """The user whose key this is, or None: for anything not shaped like a key (it is
     untrusted input), a key id that names no key, a wrong secret, a revoked key, or a user
-    who was erased. InvalidInput only when `key` is not a str. One statement runs, and
-    only for a key of the right shape."""
+    who was erased. InvalidInput only when `key` is not a str. One statement runs, only for
+    a key of the right shape, and on the primary even when a replica is configured, so a
+    revocation counts from the moment it commits.
+
+    Statement: `authenticate`.
+    """
     if not isinstance(key, str):
         raise InvalidInput(f"key: expected a str, got {type(key).__name__}")
     shape = _KEY.fullmatch(key)
     if shape is None:
         return None
-    found = await db.fetch_one(
-        ApiKeyOwner, STATEMENTS.authenticate, key_id=UUID(hex=shape["key_id"])
-    )
+    found = await _owner(db, UUID(hex=shape["key_id"]))
     matches = hmac.compare_digest(_hash(key), _NO_SUCH_KEY if found is None else found.key_hash)
-    if found is None or not matches or found.revoked_at is not None:
+    return _active(found) if matches else None
+
+
+async def active_key_owner(db: Executor, key_id: UUID | str) -> User | None:
+    """The user of the key with this id while it is active, or None: for an unknown or
+    revoked key, or an erased user. For a credential derived from a key that the caller
+    has already verified (the dashboard's signed session), read on the primary like
+    `authenticate`.
+
+    Statement: `authenticate`.
+    """
+    return _active(await _owner(db, uuid_arg(key_id, "key_id")))
+
+
+async def _owner(db: Executor, key_id: UUID) -> ApiKeyOwner | None:
+    with db.database.primary():
+        return await db.fetch_one(ApiKeyOwner, STATEMENTS.authenticate, key_id=key_id)
+
+
+def _active(found: ApiKeyOwner | None) -> User | None:
+    if found is None or found.revoked_at is not None:
         return None
     user = User.model_construct(**{name: getattr(found, name) for name in User.model_fields})
     return None if is_erased(user) else user
