@@ -19,6 +19,8 @@ __all__ = ["DEFAULT_DATABASE_URL", "Settings", "backend_of", "read_env_file", "s
 
 DEFAULT_DATABASE_URL = "sqlite:///./stratus.db"
 _SQLITE_SCHEME = "sqlite:///"
+# Settings whose values an error message must not repeat.
+_SECRETS = frozenset({"DASHBOARD_SESSION_SECRET"})
 
 
 class Settings(BaseModel):
@@ -41,6 +43,7 @@ class Settings(BaseModel):
     memory_cache_ttl: float = Field(30.0, alias="DB_MEMORY_CACHE_TTL", gt=0)
     slow_query_ms: float = Field(200.0, alias="DB_SLOW_QUERY_MS", ge=0)
     retry_attempts: int = Field(3, alias="DB_RETRY_ATTEMPTS", ge=0, le=20)
+    session_secret: str | None = Field(None, alias="DASHBOARD_SESSION_SECRET", min_length=32)
 
     @field_validator("database_url")
     @classmethod
@@ -74,7 +77,8 @@ class Settings(BaseModel):
             error = exc.errors()[0]
             variable = error["loc"][0] if error["loc"] else "settings"
             got = values.get(str(variable))
-            raise ConfigError(f"{variable}: {error['msg']} (got {got!r})") from None
+            shown = "a secret, not shown" if variable in _SECRETS else repr(got)
+            raise ConfigError(f"{variable}: {error['msg']} (got {shown})") from None
         for variable, extra in (
             ("DATABASE_REPLICA_URL", settings.replica_url),
             ("DATABASE_LISTEN_URL", settings.listen_url),

@@ -102,3 +102,12 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
         assert field.alias in example, f"{field.alias} missing from .env.example"
         parsed = Settings.load(environ={field.alias: example[field.alias]}, env_file=None)
         assert getattr(parsed, name) == getattr(defaults, name), field.alias
+
+
+def test_a_short_session_secret_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="DASHBOARD_SESSION_SECRET") as refused:
+        Settings.load(environ={"DASHBOARD_SESSION_SECRET": "hunter2-hunter2"}, env_file=None)
+    assert "hunter2" not in str(refused.value)
+    long_enough = "s" * 32
+    loaded = Settings.load(environ={"DASHBOARD_SESSION_SECRET": long_enough}, env_file=None)
+    assert loaded.session_secret == long_enough
