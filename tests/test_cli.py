@@ -57,3 +57,11 @@ def test_errors_print_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) ->
     assert "Traceback" not in err
     assert main(["--url", "mysql://x/y", "migrate"]) == 1
     assert "DATABASE_URL must start with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "http"])
+def test_serve_refuses_a_port_that_cannot_be(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--port", port])
+    assert refused.value.code == 2
+    assert "expected a port from 1 to 65535" in capsys.readouterr().err

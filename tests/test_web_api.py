@@ -6,16 +6,20 @@ import csv
 import html
 import io
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import get_args
 
 import orjson
 import pytest
 
-from stratus_sql import Database
+import stratus_sql
+from stratus_sql import Database, DatabaseUnavailable
 from stratus_sql.queries import api_keys, dashboards, metrics
 from stratus_sql.records import MetricBucket
-from stratus_sql.web.auth import COOKIE
-from tests.webapp import client, person
+from stratus_sql.web.auth import COOKIE, Caller, Sessions
+from stratus_sql.web.state import AppState, Period
+from tests.webapp import client, person, sample
 
 SERIES_FIELDS = tuple(MetricBucket.model_fields)[1:]  # all but bucket_start
 
@@ -138,7 +142,16 @@ async def test_a_bad_parameter_is_422_naming_it(db: Database) -> None:
     assert bad_id.json()["detail"][0]["loc"] == ["path", "dashboard_id"]
 
 
-async def test_an_admin_sees_every_dashboard_and_the_organisation(db: Database) -> None:
+@pytest.fixture
+async def alone(blank_url: str) -> AsyncIterator[Database]:
+    """A database of the test's own: the organisation's series holds only its samples."""
+    stratus_sql.apply_migrations(blank_url)
+    async with await stratus_sql.connect(blank_url) as db:
+        yield db
+
+
+async def test_an_admin_sees_every_dashboard_and_the_organisation(alone: Database) -> None:
+    db = alone
     admin, pilot = await person(db, "admin"), await person(db, samples=50)
     async with client(db, admin.key) as http:
         listed = (await http.get("/api/dashboards")).json()
@@ -172,7 +185,7 @@ async def test_health_answers_without_a_key(db: Database) -> None:
     body = response.json()
     assert body["healthy"] is True
     assert body["reachable"] is True
-    assert body["pending_migrations"] == []
+    assert body["pending_migrations"] == 0
     assert body["latency_ms"] >= 0
 
 
@@ -190,21 +203,32 @@ def cookie_attributes(header: str) -> dict[str, str]:
     return {p.partition("=")[0].lower(): p.partition("=")[2] for p in parts[1:]}
 
 
-@pytest.mark.parametrize("https", [False, True])
-async def test_sign_in_sets_a_strict_session_cookie(db: Database, https: bool) -> None:
+@pytest.mark.parametrize(
+    ("base", "secure"),
+    [("http://127.0.0.1", False), ("https://dash.example", True), ("http://dash.example", True)],
+)
+async def test_sign_in_sets_a_strict_signed_session_cookie(
+    db: Database, base: str, secure: bool
+) -> None:
     owner = await person(db, samples=5)
-    async with client(db, https=https) as http:
+    async with client(db, base=base) as http:
         assert (await http.get("/dashboards")).status_code == 303
         response = await http.post("/sign-in", data={"key": owner.key})
         assert response.status_code == 303
         assert response.headers["location"] == "/dashboards"
         header = response.headers["set-cookie"]
-        assert header.startswith(f"{COOKIE}=")
+        assert header.startswith(f"{COOKIE}=v1.")
+        assert owner.key not in header  # the session names the key, it is not the key
         attributes = cookie_attributes(header)
         assert "httponly" in attributes
         assert attributes["samesite"].lower() == "strict"
         assert attributes["path"] == "/"
-        assert ("secure" in attributes) is https
+        assert attributes["max-age"] == str(8 * 3600)
+        assert ("secure" in attributes) is secure
+    if secure and base.startswith("http:"):
+        return  # a Secure cookie is not sent back over plain HTTP: nothing more to see
+    async with client(db, base=base) as http:
+        await http.post("/sign-in", data={"key": owner.key})
         listing = await http.get("/dashboards")
         assert listing.status_code == 200
         assert html.escape(owner.board.name) in listing.text
@@ -217,6 +241,53 @@ async def test_sign_in_sets_a_strict_session_cookie(db: Database, https: bool) -
         assert out.headers["location"] == "/sign-in"
         assert (await http.get("/api/dashboards")).status_code == 401
         assert (await http.get("/dashboards")).status_code == 303
+
+
+async def test_a_forged_or_expired_session_is_refused(db: Database) -> None:
+    owner = await person(db)
+    async with client(db) as http:
+        await http.post("/sign-in", data={"key": owner.key})
+        token = http.cookies[COOKIE]
+        for forged in (
+            token[:-1] + ("A" if token[-1] != "A" else "B"),  # another signature
+            token.replace(token.split(".")[2], str(int(token.split(".")[2]) + 3600)),  # longer
+            "v1." + token.split(".", 2)[2],  # no key id
+            owner.key,  # the key itself is no session
+        ):
+            http.cookies.set(COOKIE, forged)
+            assert (await http.get("/api/dashboards")).status_code == 401, forged
+    sessions = Sessions(b"s" * 32, lifetime=-1)
+    assert sessions.key_id(sessions.issue(owner.board.dashboard_id)) is None  # expired
+    fresh = Sessions(b"s" * 32)
+    assert fresh.key_id(fresh.issue(owner.board.dashboard_id)) == owner.board.dashboard_id
+    assert Sessions(b"t" * 32).key_id(fresh.issue(owner.board.dashboard_id)) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+        {"origin": "http://127.0.0.1:9999"},
+        {"origin": "null"},
+    ],
+)
+async def test_another_site_can_neither_sign_in_nor_out(db: Database, headers: dict) -> None:
+    owner = await person(db)
+    async with client(db) as http:
+        refused = await http.post("/sign-in", data={"key": owner.key}, headers=headers)
+        assert refused.status_code == 403
+        assert "set-cookie" not in refused.headers
+        signed = await http.post(
+            "/sign-in",
+            data={"key": owner.key},
+            headers={"origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"},
+        )
+        assert signed.status_code == 303
+        out = await http.post("/sign-out", headers=headers)
+        assert out.status_code == 403
+        assert (await http.get("/api/dashboards")).status_code == 200
 
 
 async def test_a_wrong_key_at_sign_in_is_refused_and_sets_no_cookie(db: Database) -> None:
@@ -261,3 +332,32 @@ async def test_the_page_embeds_the_series_it_draws(db: Database) -> None:
     assert f"/api/dashboards/{owner.board.dashboard_id}/series.csv?period=24h" in page.text
     for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
         assert src.startswith(("/", "?")), src  # nothing from another host
+
+
+async def test_a_caller_known_only_from_memory_gets_only_what_was_kept(db: Database) -> None:
+    """While the database could not confirm a key, its caller is answered from what was kept
+    for them, stale, and never with a fresh read, even when the database answers again."""
+    owner, other = await person(db, samples=20), await person(db, samples=5)
+    state = AppState(None, db)
+    fresh = Caller(owner.user)
+    board = await state.board(fresh, owner.board.dashboard_id)
+    shown = await state.series(fresh, board, "24h")
+    assert shown.stale is False
+    await metrics.record_metrics(db, [sample(owner, minutes=5)])  # after it was shown
+
+    remembered = Caller(owner.user, remembered=True)
+    assert await state.board(remembered, owner.board.dashboard_id) == board
+    kept = await state.series(remembered, board, "24h")
+    assert kept.stale is True
+    assert kept.buckets == shown.buckets
+    assert kept.age_seconds > 0
+    with pytest.raises(DatabaseUnavailable):
+        await state.series(remembered, board, "7d")  # never shown: nothing to give
+    with pytest.raises(DatabaseUnavailable):
+        await state.board(remembered, other.board.dashboard_id)  # never read by them
+    with pytest.raises(DatabaseUnavailable):
+        await state.dashboards_of(remembered)
+
+
+def test_the_apps_periods_are_the_series_periods() -> None:
+    assert get_args(Period) == tuple(metrics.PERIODS)

@@ -20,6 +20,8 @@ from schemathesis.generation import GenerationMode
 import stratus_sql
 from stratus_sql import Database
 from stratus_sql.dashboard import generate_data
+from stratus_sql.queries import api_keys
+from stratus_sql.web.auth import COOKIE
 from tests.servers import Cluster
 from tests.webapp import Person, person, served
 
@@ -32,15 +34,18 @@ async def people(db: Database) -> tuple[Person, Person]:
 def test_no_request_is_ever_a_server_error(
     database_url: str, people: tuple[Person, Person]
 ) -> None:
-    """Requests generated from the app's own OpenAPI document, valid and invalid, with a
-    pilot's key, an admin's and none: each answered as documented, and never with a 5xx."""
+    """Requests generated from the app's own OpenAPI document, valid and invalid (sign-in
+    forms included), with a pilot's key, an admin's, none, and a pilot's session cookie:
+    each answered as documented, and never with a 5xx."""
     pilot, admin = people
     config = SchemathesisConfig()
     config.projects.default.generation.update(modes=list(GenerationMode))
     with served(database_url) as base:
         schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json", config=config)
         operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-        assert len(operations) == 10
+        assert len(operations) == 12
+        signed_in = httpx.post(f"{base}/sign-in", data={"key": pilot.key})
+        session = {COOKIE: signed_in.cookies[COOKIE]}
         for operation in operations:
 
             @hypothesis.given(case=operation.as_strategy())
@@ -54,6 +59,7 @@ def test_no_request_is_ever_a_server_error(
                 for key in (pilot.key, admin.key, None):
                     headers = {"authorization": f"Bearer {key}"} if key else {}
                     case.call_and_validate(headers=headers)
+                case.call_and_validate(cookies=session)
 
             call()
 
@@ -81,10 +87,15 @@ async def on_cluster(stoppable_cluster: Cluster) -> AsyncIterator[Database]:
         yield db
 
 
+def as_(owner: Person) -> dict[str, str]:
+    return {"authorization": f"Bearer {owner.key}"}
+
+
 async def test_a_stopped_database_shows_the_last_good_series_as_stale(
     stoppable_cluster: Cluster, on_cluster: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pilot = await person(on_cluster, samples=20)
+    neighbour, gone = await person(on_cluster, samples=5), await person(on_cluster, samples=5)
     before = await generate_data("24h", db=on_cluster, dashboard_id=pilot.board.dashboard_id)
     monkeypatch.setenv("DB_RETRY_ATTEMPTS", "1")
     series = f"/api/dashboards/{pilot.board.dashboard_id}/series"
@@ -95,6 +106,11 @@ async def test_a_stopped_database_shows_the_last_good_series_as_stale(
             good = await http.get(series)
             assert good.status_code == 200
             assert good.json()["stale"] is False
+            for other in (neighbour, gone):  # each read their own series once
+                own = f"/api/dashboards/{other.board.dashboard_id}/series"
+                assert (await http.get(own, headers=as_(other))).status_code == 200
+            await api_keys.revoke_api_key(on_cluster, gone.key_id)
+            assert (await http.get("/api/dashboards", headers=as_(gone))).status_code == 401
             await asyncio.to_thread(stoppable_cluster.pg_ctl, "stop", "-m", "fast")
             try:
                 await asyncio.sleep(0.2)
@@ -108,6 +124,16 @@ async def test_a_stopped_database_shows_the_last_good_series_as_stale(
                 stranger = await http.get(
                     "/api/dashboards", headers={"authorization": f"Bearer {never_seen}"}
                 )
+                # Known from before, but never shown the pilot's board: nothing to give.
+                neighbours = await http.get(series, headers=as_(neighbour))
+                # Revoked before the outage: forgotten then, not recognised now.
+                revoked = await http.get(
+                    f"/api/dashboards/{gone.board.dashboard_id}/series", headers=as_(gone)
+                )
+                with served(stoppable_cluster.url) as started_during:  # starts all the same
+                    async with httpx.AsyncClient(base_url=started_during) as late:
+                        late_health = await late.get("/api/health")
+                        late_series = await late.get(series, headers=bearer)
             finally:
                 await asyncio.to_thread(stoppable_cluster.pg_ctl, "start")
             fresh = await http.get(series)
@@ -124,6 +150,10 @@ async def test_a_stopped_database_shows_the_last_good_series_as_stale(
     assert health.status_code == 503
     assert health.json()["reachable"] is False
     assert stranger.status_code == 503
+    assert neighbours.status_code == 503
+    assert revoked.status_code == 503
+    assert late_health.status_code == 503
+    assert late_series.status_code == 503
     assert kept["stale"] is True
     assert kept["age_seconds"] > 0
     assert {**kept, "stale": False, "age_seconds": 0} == before

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+from uuid import UUID
 
 import httpx
 
@@ -32,6 +33,7 @@ class Person:
     user: User
     key: str
     board: Dashboard
+    key_id: UUID
 
 
 async def person(db: Database, role: str = "pilot", *, samples: int = 0) -> Person:
@@ -41,34 +43,34 @@ async def person(db: Database, role: str = "pilot", *, samples: int = 0) -> Pers
     tag = secrets.token_hex(4)
     user = await users.create_user(db, name=f"Ana {tag}", email=f"ana.{tag}@example.com", role=role)
     board = await dashboards.create_dashboard(db, user_id=user.user_id, name=f"Painel {tag}")
-    key = (await api_keys.create_api_key(db, user_id=user.user_id)).key
-    now = datetime.now(UTC)
-    await metrics.record_metrics(
-        db,
-        [
-            {
-                "user_id": user.user_id,
-                "dashboard_id": board.dashboard_id,
-                "timestamp": now - timedelta(minutes=30 + 90 * i),
-                "ia_efficiency": 0.5 + (i % 7) / 20,
-                "model_accuracy": 0.8 + (i % 3) / 20,
-                "processing_time_ms": 100.0 + 13 * (i % 11),
-                "memory_usage_mb": 512.0 + i,
-                "error_rate": (i % 5) / 100,
-            }
-            for i in range(samples)
-        ],
-    )
-    return Person(user, key, board)
+    key = await api_keys.create_api_key(db, user_id=user.user_id)
+    made = Person(user, key.key, board, key.key_id)
+    await metrics.record_metrics(db, [sample(made, 30 + 90 * i, i) for i in range(samples)])
+    return made
 
 
-def client(db: Database, key: str | None = None, *, https: bool = False) -> httpx.AsyncClient:
-    """An in-process client of the app over `db`, sending `key` as a Bearer token."""
+def sample(owner: Person, minutes: float, i: int = 0) -> dict[str, Any]:
+    """A sample of the person's dashboard, `minutes` ago; `i` varies its values."""
+    return {
+        "user_id": owner.user.user_id,
+        "dashboard_id": owner.board.dashboard_id,
+        "timestamp": datetime.now(UTC) - timedelta(minutes=minutes),
+        "ia_efficiency": 0.5 + (i % 7) / 20,
+        "model_accuracy": 0.8 + (i % 3) / 20,
+        "processing_time_ms": 100.0 + 13 * (i % 11),
+        "memory_usage_mb": 512.0 + i,
+        "error_rate": (i % 5) / 100,
+    }
+
+
+def client(
+    db: Database, key: str | None = None, *, base: str = "http://127.0.0.1"
+) -> httpx.AsyncClient:
+    """An in-process client of the app over `db`, as if at `base`, sending `key` as a Bearer
+    token."""
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(db=db)),
-        base_url=f"{'https' if https else 'http'}://testserver",
-        headers=headers,
+        transport=httpx.ASGITransport(app=create_app(db=db)), base_url=base, headers=headers
     )
 
 

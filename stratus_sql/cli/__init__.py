@@ -75,8 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     add_api_key_parser(commands)
     web = commands.add_parser("serve", help="the dashboard web app (the web extra)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    web.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    web.add_argument("--port", type=_port, default=8000, help="port to listen on (8000)")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

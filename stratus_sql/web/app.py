@@ -10,18 +10,20 @@ kept in this process, marked stale; never with invented data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from stratus_sql.database import Database, connect
+from stratus_sql.database import Database
 from stratus_sql.errors import (
     DatabaseUnavailable,
     InvalidInput,
@@ -30,16 +32,24 @@ from stratus_sql.errors import (
 )
 from stratus_sql.queries import metrics
 from stratus_sql.records import Dashboard, StaleableSeries
-from stratus_sql.web import pages
-from stratus_sql.web.auth import COOKIE, Caller, identify
-from stratus_sql.web.responses import SecurityHeaders, csv_response, failure, json_response
+from stratus_sql.web import pages, signin
+from stratus_sql.web.auth import Caller
+from stratus_sql.web.responses import (
+    SecurityHeaders,
+    csv_response,
+    failure,
+    is_api,
+    json_response,
+)
+from stratus_sql.web.signin import FORM_SCHEMA
 from stratus_sql.web.state import AppState, Forbidden, NotSignedIn, Period
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("stratus_sql.web")
 PeriodQuery = Annotated[Period, Query(description="24h: 24 x 1 h; 7d: 28 x 6 h; 30d: 30 x 1 day")]
 
 STATIC = Path(__file__).parent / "static"
-SESSION_SECONDS = 8 * 3600
 UNAVAILABLE = "banco de dados indisponível"
 
 
@@ -51,6 +61,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "the database is unavailable and there is no earlier answer to give",
     }
     return {code: {"description": why[code]} for code in codes}
+
+
+def _pages(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A page's answers: without a valid key, 303 to the sign-in form rather than 401."""
+    return {303: {"description": "no valid key: to /sign-in"}, **_errors(*codes)}
 
 
 async def _caller(request: Request) -> Caller:
@@ -69,15 +84,17 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if state.db is not None:
+        if db is not None:  # the caller's to close
             yield
             return
-        state.db = await connect(state.url)
+        try:
+            await state.database()
+        except (DatabaseUnavailable, QueryTimeout) as exc:
+            log.warning("the database is unavailable (%s): answering 503 until it is back", exc)
         try:
             yield
         finally:
-            await state.db.close()
-            state.db = None
+            await state.close()
 
     app = FastAPI(
         title="Stratus.IA dashboard",
@@ -110,19 +127,27 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
     async def unavailable(request: Request, exc: Exception) -> Response:
         return failure(request, 503, UNAVAILABLE)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        error = exc.errors()[0]
+        return failure(request, 422, f"{error['loc'][-1]}: {error['msg']}")
+
     # Another error is a fault of the app's and stays a 500, not passed off as an outage.
     for outage in (DatabaseUnavailable, QueryTimeout):
         app.add_exception_handler(outage, unavailable)
 
     @app.get("/api/health", responses={503: {"description": "unreachable or not migrated"}})
     async def health() -> Response:
-        """Whether the database answers, how fast, and the migrations not applied yet."""
-        found = await state.database.health()
+        """Whether the database answers, how fast, and how many migrations are pending
+        (asked at most every 5 seconds, however often this is called)."""
+        found = await state.health()
         body = {
             "healthy": found.healthy,
             "reachable": found.reachable,
             "latency_ms": found.latency_ms,
-            "pending_migrations": found.pending_migrations,
+            "pending_migrations": len(found.pending_migrations),
         }
         return json_response(body, 200 if found.healthy else 503)
 
@@ -182,33 +207,28 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
         """The sign-in form (an API key)."""
         return HTMLResponse(pages.sign_in_page())
 
-    @app.post("/sign-in", response_class=HTMLResponse, include_in_schema=False)
+    @app.post(
+        "/sign-in",
+        response_class=RedirectResponse,
+        status_code=303,
+        responses={401: {"description": "not a valid key"}, 403: {"description": "cross-site"}},
+        openapi_extra=FORM_SCHEMA,
+    )
     async def sign_in(request: Request) -> Response:
-        body = await request.body()
-        fields = parse_qs(body[:4096].decode("utf-8", "replace"))
-        key = (fields.get("key") or [""])[0].strip() or None
-        if key is None or await identify(state.database, key, state.keys) is None:
-            page = pages.sign_in_page(error="Chave inválida ou revogada.")
-            return HTMLResponse(page, 401)
-        response = RedirectResponse("/dashboards", 303)
-        response.set_cookie(
-            COOKIE,
-            key,
-            max_age=SESSION_SECONDS,
-            path="/",
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
-        return response
+        """Sign in with an API key (form field `key`): a session cookie, then the list."""
+        return await signin.sign_in(state, request)
 
-    @app.post("/sign-out", include_in_schema=False)
-    async def sign_out() -> Response:
-        response = RedirectResponse("/sign-in", 303)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-        return response
+    @app.post(
+        "/sign-out",
+        response_class=RedirectResponse,
+        status_code=303,
+        responses={403: {"description": "cross-site"}},
+    )
+    async def sign_out(request: Request) -> Response:
+        """Sign out: the session cookie is cleared."""
+        return await signin.sign_out(request)
 
-    @app.get("/dashboards", response_class=HTMLResponse, responses=_errors(401, 503))
+    @app.get("/dashboards", response_class=HTMLResponse, responses=_pages(503))
     async def dashboards_page(who: Signed) -> Response:
         """The list of the caller's dashboards (an admin's: every user's)."""
         boards = await state.dashboards_of(who)
@@ -220,9 +240,7 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
             )
         )
 
-    @app.get(
-        "/dashboards/{dashboard_id}", response_class=HTMLResponse, responses=_errors(401, 404, 503)
-    )
+    @app.get("/dashboards/{dashboard_id}", response_class=HTMLResponse, responses=_pages(404, 503))
     async def dashboard_page(
         dashboard_id: UUID, who: Signed, period: PeriodQuery = "24h"
     ) -> Response:
@@ -232,7 +250,7 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
         csv_url = f"/api/dashboards/{dashboard_id}/series.csv?period={period}"
         return _page(board.name, period, series, csv_url)
 
-    @app.get("/organisation", response_class=HTMLResponse, responses=_errors(401, 403, 503))
+    @app.get("/organisation", response_class=HTMLResponse, responses=_pages(403, 503))
     async def organisation_page(who: Signed, period: PeriodQuery = "24h") -> Response:
         """The organisation's page (admins only)."""
         series = await state.series(who, None, period)

@@ -15,14 +15,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stratus_sql.records import MetricBucket, StaleableSeries
 from stratus_sql.web import pages
 
-__all__ = ["SecurityHeaders", "csv_response", "failure", "json_response"]
+__all__ = ["SecurityHeaders", "csv_response", "failure", "is_api", "json_response"]
 
 # The record's own fields, in its order.
 CSV_COLUMNS = tuple(MetricBucket.model_fields)
 HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # a form's Origin is "null" under no-referrer
     (b"cache-control", b"no-store"),
 ]
 

@@ -1,31 +1,43 @@
 """What the app reads, as whom: the caller of a request, their dashboards and series, and
-what it remembers for the database's outages.
+what it keeps for the database's outages.
 
 On PostgreSQL every read runs in a transaction scoped to the caller by row-level security,
 so a handler's mistake still cannot show another user's rows; on SQLite, which has none, the
-ownership checks here are all there is.
+ownership checks here are all there is (and reads run outside a transaction, so they never
+wait for SQLite's writer lock).
+
+A caller recognised from memory while the database was unavailable (`Caller.remembered`) is
+answered only from what was kept: the boards they read and the series they were shown,
+marked stale. Such a caller never gets a fresh read, so a key revoked during an outage
+cannot see data written after it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 from uuid import UUID
 
 from fastapi import Request
 
-from stratus_sql.database import Database
+from stratus_sql.database import Database, Health, connect
 from stratus_sql.dialects import base_chain
 from stratus_sql.engine import Executor
-from stratus_sql.errors import DatabaseUnavailable, NotFound, QueryTimeout, UsageError
+from stratus_sql.errors import DatabaseUnavailable, NotFound, QueryTimeout
 from stratus_sql.queries import dashboards, metrics
-from stratus_sql.records import Dashboard, StaleableSeries, User
-from stratus_sql.web.auth import Caller, Remembered, identify, presented_key
+from stratus_sql.records import Dashboard, MetricBucket, StaleableSeries, User
+from stratus_sql.web.auth import SESSION_SECONDS, Caller, Remembered, Sessions, identify
 
 __all__ = ["AppState", "Forbidden", "NotSignedIn", "Period"]
 
 T = TypeVar("T")
 Period = Literal["24h", "7d", "30d"]
+KEPT = 10_000  # boards, series and credentials kept for outages, each
+HEALTH_SECONDS = 5.0  # a health answer is reused this long
+ADMIN_LIST_LIMIT = 10_000
 
 
 class NotSignedIn(Exception):
@@ -37,37 +49,69 @@ class Forbidden(Exception):
 
 
 class AppState:
-    """The app's database and what it remembers for the database's outages."""
+    """The app's database, its sessions, and what it keeps for the database's outages."""
 
     def __init__(self, url: str | None, db: Database | None) -> None:
         self.url = url
-        self.db: Database | None = db
-        self.keys: Remembered[bytes, User] = Remembered(10_000)
-        self.boards: Remembered[tuple[UUID, UUID], Dashboard] = Remembered(10_000)
+        self._db = db
+        self._connecting = asyncio.Lock()
+        self.sessions = Sessions(secrets.token_bytes(32))
+        self.keys: Remembered[bytes, User] = Remembered(KEPT)
+        self.boards: Remembered[tuple[UUID, UUID], Dashboard] = Remembered(KEPT)
+        self.shown: Remembered[tuple[UUID, UUID | None, str], list[MetricBucket]] = Remembered(KEPT)
+        self._health: tuple[float, Health] | None = None
 
-    @property
-    def database(self) -> Database:
-        if self.db is None:
-            raise UsageError("the app's database is not open: run it with its lifespan")
-        return self.db
+    async def database(self) -> Database:
+        """The Database, connected on first need: the app starts, and answers 503, while
+        the database is down."""
+        if self._db is None:
+            async with self._connecting:
+                if self._db is None:
+                    self._db = await connect(self.url)
+                    secret = self._db.settings.session_secret
+                    if secret is not None:
+                        self.sessions = Sessions(secret.encode())
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def health(self) -> Health:
+        """The database's health, asked at most once per HEALTH_SECONDS."""
+        if self._health is None or time.monotonic() - self._health[0] > HEALTH_SECONDS:
+            try:
+                found = await (await self.database()).health()
+            except DatabaseUnavailable as exc:
+                found = Health(False, None, None, 0, 0, [], str(exc))
+            self._health = (time.monotonic(), found)
+        return self._health[1]
 
     @property
     def scoped(self) -> bool:
         """Whether the database enforces row-level security (PostgreSQL)."""
-        return base_chain(self.database.dialect)[-1].name == "postgres"
+        return self._db is not None and base_chain(self._db.dialect)[-1].name == "postgres"
 
     async def caller(self, request: Request) -> Caller:
-        found = await identify(self.database, presented_key(request), self.keys)
+        found = await identify(await self.database(), request, self.sessions, self.keys)
         if found is None:
             raise NotSignedIn
         return found
 
     async def as_caller(self, caller: Caller, fn: Callable[[Executor], Awaitable[T]]) -> T:
-        return await self.database.run_transaction(fn, actor=caller.actor, scoped=self.scoped)
+        if caller.remembered:
+            raise DatabaseUnavailable("the database could not confirm the caller's key")
+        db = await self.database()
+        if not self.scoped:
+            return await fn(db)
+        return await db.run_transaction(fn, actor=caller.actor, scoped=True)
 
     async def dashboards_of(self, caller: Caller) -> list[Dashboard]:
         if caller.admin:
-            return await self.as_caller(caller, dashboards.list_all_dashboards)
+            return await self.as_caller(
+                caller, lambda tx: dashboards.list_all_dashboards(tx, limit=ADMIN_LIST_LIMIT)
+            )
         uid = caller.user.user_id
         return await self.as_caller(caller, lambda tx: dashboards.list_dashboards(tx, uid))
 
@@ -80,10 +124,10 @@ class AppState:
                 caller, lambda tx: dashboards.get_dashboard(tx, dashboard_id)
             )
         except (DatabaseUnavailable, QueryTimeout):
-            kept = self.boards.get(key)
+            kept = self.boards.get(key, SESSION_SECONDS)
             if kept is None:
                 raise
-            return kept
+            return kept[1]
         if found is None or not (caller.admin or found.user_id == caller.user.user_id):
             self.boards.forget(key)
             raise NotFound(f"no dashboard {dashboard_id}")
@@ -96,10 +140,20 @@ class AppState:
         """A dashboard's series, or the organisation's (admins only) when `board` is None."""
         if board is None and not caller.admin:
             raise Forbidden
-        return await metrics.dashboard_series(
-            self.database,
+        board_id = None if board is None else board.dashboard_id
+        key = (caller.user.user_id, board_id, period)
+        if caller.remembered:
+            kept = self.shown.get(key, SESSION_SECONDS)
+            if kept is None:
+                raise DatabaseUnavailable("no series of this caller was kept")
+            return StaleableSeries(buckets=kept[1], stale=True, age_seconds=kept[0])
+        series = await metrics.dashboard_series(
+            await self.database(),
             period=period,
-            dashboard_id=None if board is None else board.dashboard_id,
+            dashboard_id=board_id,
             allow_stale=True,
             actor=caller.actor if self.scoped else None,
         )
+        if not series.stale:
+            self.shown.keep(key, series.buckets)
+        return series
