@@ -2,7 +2,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install migrate lint test demo bench load clean
+.PHONY: install migrate lint test demo serve bench load clean
 
 install:
 	sh scripts/system-packages
@@ -24,6 +24,14 @@ test: lint
 
 demo:
 	$(BIN)/python -m stratus_sql.cli.demo
+
+# The dashboard on the embedded default (or DATABASE_URL): a new admin key on each run.
+serve:
+	$(BIN)/stratus-sql migrate
+	$(BIN)/stratus-sql seed --users 3
+	@echo "sign in at http://127.0.0.1:8000/ with this key of admin@example.com:"
+	@$(BIN)/stratus-sql api-key create --email admin@example.com | tail -1
+	$(BIN)/stratus-sql serve
 
 bench:
 	$(BIN)/python bench/records.py
