@@ -193,10 +193,15 @@ ORDER BY s.i;
 -- included: means, p95 processing time (percentile_cont) and the worst error rate, for one
 -- user, one dashboard, both or neither. Each bucket aggregates its own index range (an
 -- aggregate without GROUP BY yields its row even when empty): 30 small index-only scans
--- and in-memory sorts instead of one sort of the whole window (bench/RESULTS.md).
+-- and in-memory sorts instead of one sort of the whole window (bench/RESULTS.md). The
+-- bucket edges are materialised: computed inline (timestamptz + interval is not leakproof)
+-- they could not be index conditions under row-level security, and each bucket of a
+-- scoped read would scan the whole index range of its dashboard.
 -- pruned_before: where the raw samples kept start (NULL: all kept).
-WITH series AS (
-    SELECT :since::timestamptz + i * make_interval(secs => :bucket_seconds) AS bucket_start
+WITH series AS MATERIALIZED (
+    SELECT :since::timestamptz + i * make_interval(secs => :bucket_seconds) AS bucket_start,
+           least(:since::timestamptz + (i + 1) * make_interval(secs => :bucket_seconds),
+                 :now::timestamptz) AS bucket_end
     FROM generate_series(0, :buckets - 1) AS i
 )
 SELECT s.bucket_start,
@@ -224,8 +229,7 @@ CROSS JOIN LATERAL (
            max(m.error_rate) AS error_rate_max
     FROM metrics AS m
     WHERE m."timestamp" >= s.bucket_start
-      AND m."timestamp" < s.bucket_start + make_interval(secs => :bucket_seconds)
-      AND m."timestamp" < :now::timestamptz
+      AND m."timestamp" < s.bucket_end
       AND (:user_id::uuid IS NULL OR m.user_id = :user_id::uuid)
       AND (:dashboard_id::uuid IS NULL OR m.dashboard_id = :dashboard_id::uuid)
 ) AS b
