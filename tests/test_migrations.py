@@ -254,7 +254,12 @@ def insert_users(url: str, emails: list[str]) -> list[str]:
 
 
 # The migrations after 0007, which the 0008 tests roll back to insert rows as they were.
-AFTER_0007 = ["0008.email_casefold", "0009.metrics_rollups", "0010.api_keys"]
+AFTER_0007 = [
+    "0008.email_casefold",
+    "0009.metrics_rollups",
+    "0010.api_keys",
+    "0011.series_cut_hours",
+]
 
 
 def test_0008_folds_the_emails_stored_before_it(blank_url: str) -> None:

@@ -1,0 +1,1 @@
+-- Nothing to undo (see 0011.series_cut_hours.sql).

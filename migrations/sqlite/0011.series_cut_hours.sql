@@ -1,0 +1,4 @@
+-- The cut hours of a PostgreSQL series are read range by range from 0011 on; SQLite reads
+-- them in its series statement (sql/sqlite/metrics.sql), so it has nothing to change. The
+-- number is kept so both dialects count their migrations alike.
+-- depends: 0010.api_keys
