@@ -99,11 +99,12 @@ def wrk(url: str, key: str, connections: int, seconds: int, script: Path) -> dic
     }
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, log: Path, reuse: float) -> subprocess.Popen[bytes]:
     program = str(Path(sys.executable).parent / "stratus-sql")
+    command = [program, "--url", url, "serve", "--port", str(port), "--reuse-seconds", str(reuse)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [program, "--url", url, "serve", "--port", str(port)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "DB_SLOW_QUERY_MS": "10000"},
@@ -135,28 +136,34 @@ def main() -> None:
         print(f"loaded {args.samples:,} samples in {time.perf_counter() - started:.0f} s")
         script = Path(tmp) / "report.lua"
         script.write_text(REPORT)
-        port = free_port()
-        server = serve(url, port, Path(tmp) / "server.log")
-        try:
-            base = f"http://127.0.0.1:{port}"
-            targets = [("health", f"{base}/api/health")] + [
-                (f"series {period}", f"{base}/api/dashboards/{board}/series?period={period}")
-                for period in ("24h", "7d", "30d")
-            ]
-            print(
-                f"\n{args.connections} connections, {args.seconds} s each, one pilot's key, "
-                f"{args.samples:,} samples of {args.users} users\n"
-            )
-            print(f"{'request':<12}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-                  f"{'max ms':>9}{'errors':>8}")  # fmt: skip
-            for name, target in targets:
-                wrk(target, key, args.connections, 3, script)  # warm-up
-                got = wrk(target, key, args.connections, args.seconds, script)
-                print(f"{name:<12}{got['rate']:>9,.0f}{got['p50']:>9.1f}{got['p95']:>9.1f}"
-                      f"{got['p99']:>9.1f}{got['max']:>9.1f}{got['errors']:>8.0f}")  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        for reuse in (1.0, 0.0):
+            port = free_port()
+            server = serve(url, port, Path(tmp) / "server.log", reuse)
+            try:
+                measure(f"http://127.0.0.1:{port}", board, key, args, script, reuse)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+
+
+def measure(
+    base: str, board: str, key: str, args: argparse.Namespace, script: Path, reuse: float
+) -> None:
+    targets = [("health", f"{base}/api/health")] + [
+        (f"series {period}", f"{base}/api/dashboards/{board}/series?period={period}")
+        for period in ("24h", "7d", "30d")
+    ]
+    print(
+        f"\n{args.connections} connections, {args.seconds} s each, one pilot's key, "
+        f"{args.samples:,} samples of {args.users} users, --reuse-seconds {reuse}\n"
+    )
+    print(f"{'request':<12}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'max ms':>9}{'errors':>8}")  # fmt: skip
+    for name, target in targets:
+        wrk(target, key, args.connections, 3, script)  # warm-up
+        got = wrk(target, key, args.connections, args.seconds, script)
+        print(f"{name:<12}{got['rate']:>9,.0f}{got['p50']:>9.1f}{got['p95']:>9.1f}"
+              f"{got['p99']:>9.1f}{got['max']:>9.1f}{got['errors']:>8.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -65,3 +65,13 @@ def test_serve_refuses_a_port_that_cannot_be(port: str, capsys: pytest.CaptureFi
         main(["serve", "--port", port])
     assert refused.value.code == 2
     assert "expected a port from 1 to 65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seconds", ["-1", "61", "nan", "soon"])
+def test_serve_refuses_a_reuse_that_cannot_be(
+    seconds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--reuse-seconds", seconds])
+    assert refused.value.code == 2
+    assert "expected seconds from 0 to 60" in capsys.readouterr().err

@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import get_args
 
+import httpx
 import orjson
 import pytest
 
 import stratus_sql
-from stratus_sql import Database, DatabaseUnavailable
+from stratus_sql import Database, DatabaseUnavailable, UsageError
 from stratus_sql.queries import api_keys, dashboards, metrics
 from stratus_sql.records import MetricBucket
+from stratus_sql.web import create_app
 from stratus_sql.web.auth import COOKIE, Caller, Sessions
 from stratus_sql.web.state import AppState, Period
 from tests.webapp import client, person, sample
@@ -361,3 +363,29 @@ async def test_a_caller_known_only_from_memory_gets_only_what_was_kept(db: Datab
 
 def test_the_apps_periods_are_the_series_periods() -> None:
     assert get_args(Period) == tuple(metrics.PERIODS)
+
+
+async def test_a_series_is_reused_for_the_seconds_asked_then_read_again(db: Database) -> None:
+    owner = await person(db, samples=10)
+    path = f"/api/dashboards/{owner.board.dashboard_id}/series"
+    app = create_app(db=db, reuse_seconds=60)
+    transport = httpx.ASGITransport(app=app)
+    bearer = {"authorization": f"Bearer {owner.key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        first = (await http.get(path, headers=bearer)).json()
+        await metrics.record_metrics(db, [sample(owner, minutes=5)])
+        again = (await http.get(path, headers=bearer)).json()
+        assert again["buckets"] == first["buckets"]  # the same read, given again
+        assert again["stale"] is False
+        assert 0 < again["age_seconds"] < 60
+        week = (await http.get(path, params={"period": "7d"}, headers=bearer)).json()
+        assert sum(b["samples"] for b in week["buckets"]) == 11  # another period: read now
+        other = await person(db)  # another caller never gets it
+        theirs = await http.get(path, headers={"authorization": f"Bearer {other.key}"})
+        assert theirs.status_code == 404
+    async with client(db, owner.key) as http:  # reuse_seconds=0: every request reads
+        fresh = (await http.get(path)).json()
+    assert sum(b["samples"] for b in fresh["buckets"]) == 11
+    for bad in (-1, 61, float("nan")):
+        with pytest.raises(UsageError, match="reuse_seconds"):
+            create_app(db=db, reuse_seconds=bad)

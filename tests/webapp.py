@@ -75,16 +75,17 @@ def client(
 
 
 @contextmanager
-def served(url: str) -> Iterator[str]:
-    """`stratus-sql serve --url URL` on a free loopback port; yields its base URL and stops
-    the process (by its PID) afterwards."""
+def served(url: str, reuse_seconds: float = 0.0) -> Iterator[str]:
+    """`stratus-sql serve --url URL` on a free loopback port (each request reads, unless
+    `reuse_seconds`); yields its base URL and stops the process (by its PID) afterwards."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     program = str(Path(sys.executable).parent / "stratus-sql")
+    reuse = str(reuse_seconds)
     # The server's output goes to a file: a pipe nobody reads would fill up and stop it.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [program, "--url", url, "serve", "--port", str(port)],
+            [program, "--url", url, "serve", "--port", str(port), "--reuse-seconds", reuse],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),

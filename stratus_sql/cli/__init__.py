@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     web = commands.add_parser("serve", help="the dashboard web app (the web extra)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     web.add_argument("--port", type=_port, default=8000, help="port to listen on (8000)")
+    web.add_argument(
+        "--reuse-seconds",
+        type=_reuse,
+        default=1.0,
+        help="give a series computed this recently again, per user (1.0; 0: never)",
+    )
     return parser
 
 
@@ -83,6 +89,16 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return int(text)
+
+
+def _reuse(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 60, got {text!r}")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,7 +162,7 @@ def _run(args: argparse.Namespace, url: str) -> int:
     elif args.command == "metrics":
         _metrics(url, args.action, args.before, args.since)
     elif args.command == "serve":
-        serve(url, args.host, args.port)
+        serve(url, args.host, args.port, args.reuse_seconds)
     elif args.command == "health":
         health = asyncio.run(_with_db(url, lambda db: db.health()))
         print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())

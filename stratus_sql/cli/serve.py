@@ -7,8 +7,9 @@ from stratus_sql.errors import UsageError
 __all__ = ["serve"]
 
 
-def serve(url: str, host: str, port: int) -> None:
-    """Serve the dashboard on host:port until interrupted."""
+def serve(url: str, host: str, port: int, reuse_seconds: float = 1.0) -> None:
+    """Serve the dashboard on host:port until interrupted; a series is read at most once
+    per `reuse_seconds` per user, dashboard and period."""
     try:
         import uvicorn
 
@@ -22,4 +23,5 @@ def serve(url: str, host: str, port: int) -> None:
     print(
         f"dashboard on http://{shown}:{port}/ (sign in with a key from stratus-sql api-key create)"
     )
-    uvicorn.run(create_app(url), host=host, port=port, log_level="info", server_header=False)
+    app = create_app(url, reuse_seconds=reuse_seconds)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

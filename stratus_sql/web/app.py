@@ -29,6 +29,7 @@ from stratus_sql.errors import (
     InvalidInput,
     NotFound,
     QueryTimeout,
+    UsageError,
 )
 from stratus_sql.queries import metrics
 from stratus_sql.records import Dashboard, StaleableSeries
@@ -77,10 +78,15 @@ async def _caller(request: Request) -> Caller:
 Signed = Annotated[Caller, Depends(_caller)]
 
 
-def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI:
+def create_app(
+    url: str | None = None, *, db: Database | None = None, reuse_seconds: float = 0.0
+) -> FastAPI:
     """The dashboard app over `db`, else over a Database it opens on `url` (else
-    DATABASE_URL, else ./stratus.db) for its lifespan."""
-    state = AppState(url, db)
+    DATABASE_URL, else ./stratus.db) for its lifespan. A series computed for a caller is
+    given again for `reuse_seconds` (0: every request reads)."""
+    if not 0 <= reuse_seconds <= 60:
+        raise UsageError(f"reuse_seconds: expected 0 to 60, got {reuse_seconds!r}")
+    state = AppState(url, db, reuse_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -164,7 +170,7 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
     async def api_series(dashboard_id: UUID, who: Signed, period: PeriodQuery = "24h") -> Response:
         """A dashboard's series: every bucket, oldest first; `stale` when it is the last
         good one, kept while the database is unavailable, `age_seconds` old."""
-        series = await state.series(who, await state.board(who, dashboard_id), period)
+        _, series = await state.view(who, dashboard_id, period)
         return json_response(series.model_dump(mode="json"))
 
     @app.get(
@@ -177,7 +183,7 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
     ) -> Response:
         """The series as CSV (empty cells for an empty bucket's statistics); headers
         X-Stale and X-Age-Seconds say whether it is the last good one."""
-        series = await state.series(who, await state.board(who, dashboard_id), period)
+        _, series = await state.view(who, dashboard_id, period)
         return csv_response(series, f"painel-{dashboard_id}-{period}")
 
     @app.get(
@@ -245,8 +251,7 @@ def create_app(url: str | None = None, *, db: Database | None = None) -> FastAPI
         dashboard_id: UUID, who: Signed, period: PeriodQuery = "24h"
     ) -> Response:
         """The page of a dashboard: five charts, a summary, the period switcher, CSV."""
-        board = await state.board(who, dashboard_id)
-        series = await state.series(who, board, period)
+        board, series = await state.view(who, dashboard_id, period)
         csv_url = f"/api/dashboards/{dashboard_id}/series.csv?period={period}"
         return _page(board.name, period, series, csv_url)
 

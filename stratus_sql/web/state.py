@@ -51,8 +51,9 @@ class Forbidden(Exception):
 class AppState:
     """The app's database, its sessions, and what it keeps for the database's outages."""
 
-    def __init__(self, url: str | None, db: Database | None) -> None:
+    def __init__(self, url: str | None, db: Database | None, reuse_seconds: float = 0.0) -> None:
         self.url = url
+        self.reuse_seconds = reuse_seconds
         self._db = db
         self._connecting = asyncio.Lock()
         self.sessions = Sessions(secrets.token_bytes(32))
@@ -60,6 +61,7 @@ class AppState:
         self.boards: Remembered[tuple[UUID, UUID], Dashboard] = Remembered(KEPT)
         self.shown: Remembered[tuple[UUID, UUID | None, str], list[MetricBucket]] = Remembered(KEPT)
         self._health: tuple[float, Health] | None = None
+        self._asking_health = asyncio.Lock()
 
     async def database(self) -> Database:
         """The Database, connected on first need: the app starts, and answers 503, while
@@ -79,14 +81,16 @@ class AppState:
             self._db = None
 
     async def health(self) -> Health:
-        """The database's health, asked at most once per HEALTH_SECONDS."""
-        if self._health is None or time.monotonic() - self._health[0] > HEALTH_SECONDS:
-            try:
-                found = await (await self.database()).health()
-            except DatabaseUnavailable as exc:
-                found = Health(False, None, None, 0, 0, [], str(exc))
-            self._health = (time.monotonic(), found)
-        return self._health[1]
+        """The database's health, asked at most once per HEALTH_SECONDS (one request asks;
+        those arriving meanwhile wait for its answer)."""
+        async with self._asking_health:
+            if self._health is None or time.monotonic() - self._health[0] > HEALTH_SECONDS:
+                try:
+                    found = await (await self.database()).health()
+                except DatabaseUnavailable as exc:
+                    found = Health(False, None, None, 0, 0, [], str(exc))
+                self._health = (time.monotonic(), found)
+            return self._health[1]
 
     @property
     def scoped(self) -> bool:
@@ -134,14 +138,31 @@ class AppState:
         self.boards.keep(key, found)
         return found
 
+    async def view(
+        self, caller: Caller, dashboard_id: UUID, period: Period
+    ) -> tuple[Dashboard, StaleableSeries]:
+        """A dashboard and its series. Within `reuse_seconds` of computing them for this
+        caller, the same are given again (`age_seconds` says how old), without asking the
+        database: many viewers of one dashboard cost one read a period."""
+        board = self.boards.get((caller.user.user_id, dashboard_id), self.reuse_seconds)
+        shown = self.shown.get((caller.user.user_id, dashboard_id, period), self.reuse_seconds)
+        if board is not None and shown is not None and not caller.remembered:
+            return board[1], StaleableSeries(buckets=shown[1], stale=False, age_seconds=shown[0])
+        found = await self.board(caller, dashboard_id)
+        return found, await self.series(caller, found, period)
+
     async def series(
         self, caller: Caller, board: Dashboard | None, period: Period
     ) -> StaleableSeries:
-        """A dashboard's series, or the organisation's (admins only) when `board` is None."""
+        """A dashboard's series, or the organisation's (admins only) when `board` is None;
+        within `reuse_seconds` of computing it for this caller, the same one again."""
         if board is None and not caller.admin:
             raise Forbidden
         board_id = None if board is None else board.dashboard_id
         key = (caller.user.user_id, board_id, period)
+        recent = self.shown.get(key, self.reuse_seconds)
+        if recent is not None and not caller.remembered:
+            return StaleableSeries(buckets=recent[1], stale=False, age_seconds=recent[0])
         if caller.remembered:
             kept = self.shown.get(key, SESSION_SECONDS)
             if kept is None:
