@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
@@ -389,3 +390,20 @@ async def test_a_series_is_reused_for_the_seconds_asked_then_read_again(db: Data
     for bad in (-1, 61, float("nan")):
         with pytest.raises(UsageError, match="reuse_seconds"):
             create_app(db=db, reuse_seconds=bad)
+
+
+async def test_viewers_arriving_together_share_one_read(db: Database) -> None:
+    owner = await person(db, samples=10)
+    path = f"/api/dashboards/{owner.board.dashboard_id}/series"
+    transport = httpx.ASGITransport(app=create_app(db=db, reuse_seconds=60))
+    bearer = {"authorization": f"Bearer {owner.key}"}
+
+    def reads() -> int:
+        return sum(stat.calls for name, stat in db.stats().items() if "dashboard" in name)
+
+    before = reads()
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        answers = await asyncio.gather(*(http.get(path, headers=bearer) for _ in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({orjson.dumps(a.json()["buckets"]) for a in answers}) == 1  # one read, shared
+    assert reads() - before == 2, db.stats().keys()  # one dashboard lookup, one series read

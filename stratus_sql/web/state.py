@@ -60,6 +60,9 @@ class AppState:
         self.keys: Remembered[bytes, User] = Remembered(KEPT)
         self.boards: Remembered[tuple[UUID, UUID], Dashboard] = Remembered(KEPT)
         self.shown: Remembered[tuple[UUID, UUID | None, str], list[MetricBucket]] = Remembered(KEPT)
+        self._reading: dict[
+            tuple[UUID, UUID, str], asyncio.Future[tuple[Dashboard, StaleableSeries]]
+        ] = {}
         self._health: tuple[float, Health] | None = None
         self._asking_health = asyncio.Lock()
 
@@ -144,10 +147,32 @@ class AppState:
         """A dashboard and its series. Within `reuse_seconds` of computing them for this
         caller, the same are given again (`age_seconds` says how old), without asking the
         database: many viewers of one dashboard cost one read a period."""
-        board = self.boards.get((caller.user.user_id, dashboard_id), self.reuse_seconds)
-        shown = self.shown.get((caller.user.user_id, dashboard_id, period), self.reuse_seconds)
+        key = (caller.user.user_id, dashboard_id, period)
+        board = self.boards.get(key[:2], self.reuse_seconds)
+        shown = self.shown.get(key, self.reuse_seconds)
         if board is not None and shown is not None and not caller.remembered:
             return board[1], StaleableSeries(buckets=shown[1], stale=False, age_seconds=shown[0])
+        if not self.reuse_seconds or caller.remembered:
+            return await self._read_view(caller, dashboard_id, period)
+        # One read per key at a time: requests arriving meanwhile wait for its answer, so
+        # the end of a reuse period does not send every viewer to the database at once.
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_view(caller, dashboard_id, period))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read(key, done))
+        return await asyncio.shield(reading)
+
+    def _read(
+        self, key: tuple[UUID, UUID, str], done: asyncio.Future[tuple[Dashboard, StaleableSeries]]
+    ) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: raised to whoever awaited it, if anyone still does
+
+    async def _read_view(
+        self, caller: Caller, dashboard_id: UUID, period: Period
+    ) -> tuple[Dashboard, StaleableSeries]:
         found = await self.board(caller, dashboard_id)
         return found, await self.series(caller, found, period)
 
