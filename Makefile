@@ -40,6 +40,7 @@ bench:
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/metrics_ingest.py
 	$(BIN)/python bench/metrics_sqlite.py
+	$(BIN)/python bench/web.py
 
 load:
 	$(BIN)/python -W ignore::UserWarning bench/load.py $(LOAD_ARGS)
