@@ -139,8 +139,9 @@ async def test_allow_stale_serves_the_last_good_series_only_while_the_database_i
     proxy: TcpProxy, pg_url: str
 ) -> None:
     url = _via(pg_url, proxy.port)
+    # One retry: the fallback is under test, not how long the retries wait.
     settings = stratus_sql.Settings.load(
-        pool_min_size=1, pool_max_size=2, command_timeout=0.5, pool_timeout=1
+        pool_min_size=1, pool_max_size=2, command_timeout=0.5, pool_timeout=1, retry_attempts=1
     )
     db = await stratus_sql.connect(url, settings=settings)
     down = (stratus_sql.QueryTimeout, stratus_sql.DatabaseUnavailable)

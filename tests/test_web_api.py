@@ -146,6 +146,14 @@ async def test_a_bad_parameter_is_422_naming_it(db: Database) -> None:
 
 
 @pytest.fixture
+async def on_sqlite(sqlite_url: str) -> AsyncIterator[Database]:
+    """For what the app decides on its own, whatever the backend (cookies, forms, headers):
+    the sqlite leg's database, so it runs once."""
+    async with await stratus_sql.connect(sqlite_url) as db:
+        yield db
+
+
+@pytest.fixture
 async def alone(blank_url: str) -> AsyncIterator[Database]:
     """A database of the test's own: the organisation's series holds only its samples."""
     stratus_sql.apply_migrations(blank_url)
@@ -192,7 +200,8 @@ async def test_health_answers_without_a_key(db: Database) -> None:
     assert body["latency_ms"] >= 0
 
 
-async def test_every_response_forbids_other_hosts_and_caching(db: Database) -> None:
+async def test_every_response_forbids_other_hosts_and_caching(on_sqlite: Database) -> None:
+    db = on_sqlite
     async with client(db) as http:
         for path in ("/api/health", "/sign-in", "/api/dashboards", "/static/style.css"):
             response = await http.get(path)
@@ -211,8 +220,9 @@ def cookie_attributes(header: str) -> dict[str, str]:
     [("http://127.0.0.1", False), ("https://dash.example", True), ("http://dash.example", True)],
 )
 async def test_sign_in_sets_a_strict_signed_session_cookie(
-    db: Database, base: str, secure: bool
+    on_sqlite: Database, base: str, secure: bool
 ) -> None:
+    db = on_sqlite
     owner = await person(db, samples=5)
     async with client(db, base=base) as http:
         assert (await http.get("/dashboards")).status_code == 303
@@ -246,7 +256,8 @@ async def test_sign_in_sets_a_strict_signed_session_cookie(
         assert (await http.get("/dashboards")).status_code == 303
 
 
-async def test_a_forged_or_expired_session_is_refused(db: Database) -> None:
+async def test_a_forged_or_expired_session_is_refused(on_sqlite: Database) -> None:
+    db = on_sqlite
     owner = await person(db)
     async with client(db) as http:
         await http.post("/sign-in", data={"key": owner.key})
@@ -276,7 +287,8 @@ async def test_a_forged_or_expired_session_is_refused(db: Database) -> None:
         {"origin": "null"},
     ],
 )
-async def test_another_site_can_neither_sign_in_nor_out(db: Database, headers: dict) -> None:
+async def test_another_site_can_neither_sign_in_nor_out(on_sqlite: Database, headers: dict) -> None:
+    db = on_sqlite
     owner = await person(db)
     async with client(db) as http:
         refused = await http.post("/sign-in", data={"key": owner.key}, headers=headers)

@@ -34,3 +34,12 @@ SELECT u.user_id, u.name, u.email, u.role, u.licenses, u.experience_level, u.pre
 FROM api_keys AS k
 JOIN users AS u ON u.user_id = k.user_id
 WHERE k.key_id = :key_id;
+
+-- name: active_key_owner :one -> ApiKeyOwner
+-- The same row as authenticate, for a key whose id alone is presented (a signed session):
+-- the layer reads only its owner and revocation time.
+SELECT u.user_id, u.name, u.email, u.role, u.licenses, u.experience_level, u.preferences,
+       u.created_at, u.last_active, k.key_hash, k.revoked_at
+FROM api_keys AS k
+JOIN users AS u ON u.user_id = k.user_id
+WHERE k.key_id = :key_id;

@@ -22,6 +22,7 @@ from stratus_sql.queries._input import uuid_arg
 from stratus_sql.queries.privacy import is_erased
 from stratus_sql.records import ApiKey, ApiKeyOwner, NewApiKey, User
 from stratus_sql.sqlfiles import load_queries
+from stratus_sql.statements import NamedStatement
 
 __all__ = [
     "active_key_owner",
@@ -98,7 +99,7 @@ async def authenticate(db: Executor, key: str) -> User | None:
     shape = _KEY.fullmatch(key)
     if shape is None:
         return None
-    found = await _owner(db, UUID(hex=shape["key_id"]))
+    found = await _owner(db, STATEMENTS.authenticate, UUID(hex=shape["key_id"]))
     matches = hmac.compare_digest(_hash(key), _NO_SUCH_KEY if found is None else found.key_hash)
     return _active(found) if matches else None
 
@@ -109,14 +110,14 @@ async def active_key_owner(db: Executor, key_id: UUID | str) -> User | None:
     has already verified (the dashboard's signed session), read on the primary like
     `authenticate`.
 
-    Statement: `authenticate`.
+    Statement: `active_key_owner`.
     """
-    return _active(await _owner(db, uuid_arg(key_id, "key_id")))
+    return _active(await _owner(db, STATEMENTS.active_key_owner, uuid_arg(key_id, "key_id")))
 
 
-async def _owner(db: Executor, key_id: UUID) -> ApiKeyOwner | None:
+async def _owner(db: Executor, statement: NamedStatement, key_id: UUID) -> ApiKeyOwner | None:
     with db.database.primary():
-        return await db.fetch_one(ApiKeyOwner, STATEMENTS.authenticate, key_id=key_id)
+        return await db.fetch_one(ApiKeyOwner, statement, key_id=key_id)
 
 
 def _active(found: ApiKeyOwner | None) -> User | None:
