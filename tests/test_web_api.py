@@ -73,7 +73,7 @@ async def test_a_user_lists_only_their_dashboards(db: Database) -> None:
 
 @pytest.mark.parametrize("period", ["24h", "7d", "30d"])
 async def test_the_series_is_dashboard_series(db: Database, period: str) -> None:
-    owner = await person(db, samples=400)
+    owner = await person(db, samples=200)
     async with client(db, owner.key) as http:
         response = await http.get(
             f"/api/dashboards/{owner.board.dashboard_id}/series", params={"period": period}
