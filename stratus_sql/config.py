@@ -43,7 +43,10 @@ class Settings(BaseModel):
     memory_cache_ttl: float = Field(30.0, alias="DB_MEMORY_CACHE_TTL", gt=0)
     slow_query_ms: float = Field(200.0, alias="DB_SLOW_QUERY_MS", ge=0)
     retry_attempts: int = Field(3, alias="DB_RETRY_ATTEMPTS", ge=0, le=20)
-    session_secret: str | None = Field(None, alias="DASHBOARD_SESSION_SECRET", min_length=32)
+    session_secret: str | None = Field(
+        None, alias="DASHBOARD_SESSION_SECRET", min_length=32, repr=False
+    )
+    dashboard_reuse_seconds: float = Field(1.0, alias="DASHBOARD_REUSE_SECONDS", ge=0, le=60)
 
     @field_validator("database_url")
     @classmethod

@@ -16,10 +16,11 @@ import orjson
 import pytest
 
 import stratus_sql
-from stratus_sql import Database, DatabaseUnavailable, UsageError
+from stratus_sql import Database, DatabaseUnavailable, NotFound, UsageError
 from stratus_sql.queries import api_keys, dashboards, metrics
 from stratus_sql.records import MetricBucket
 from stratus_sql.web import create_app
+from stratus_sql.web.app import app_from_environment
 from stratus_sql.web.auth import COOKIE, Caller, Sessions
 from stratus_sql.web.state import AppState, Period
 from tests.webapp import client, person, sample
@@ -396,8 +397,15 @@ async def test_a_series_is_reused_for_the_seconds_asked_then_read_again(db: Data
         other = await person(db)  # another caller never gets it
         theirs = await http.get(path, headers={"authorization": f"Bearer {other.key}"})
         assert theirs.status_code == 404
-    async with client(db, owner.key) as http:  # reuse_seconds=0: every request reads
-        fresh = (await http.get(path)).json()
+        # A key's check is reused too: revoked now, it counts within the reuse time.
+        await api_keys.revoke_api_key(db, owner.key_id)
+        assert (await http.get(path, headers=bearer)).status_code == 200
+    async with client(db, owner.key) as http:  # reuse_seconds=0: every request asks
+        assert (await http.get(path)).status_code == 401
+    owner = await person(db)
+    await metrics.record_metrics(db, [sample(owner, minutes=5 + i) for i in range(11)])
+    async with client(db, owner.key) as http:
+        fresh = (await http.get(f"/api/dashboards/{owner.board.dashboard_id}/series")).json()
     assert sum(b["samples"] for b in fresh["buckets"]) == 11
     for bad in (-1, 61, float("nan")):
         with pytest.raises(UsageError, match="reuse_seconds"):
@@ -419,3 +427,69 @@ async def test_viewers_arriving_together_share_one_read(db: Database) -> None:
     assert {a.status_code for a in answers} == {200}
     assert len({orjson.dumps(a.json()["buckets"]) for a in answers}) == 1  # one read, shared
     assert reads() - before == 2, db.stats().keys()  # one dashboard lookup, one series read
+
+
+async def test_apps_built_from_one_environment_accept_each_others_sessions(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `serve --workers N` relies on: each worker builds its app from the environment,
+    and a session one signs is good in another."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("DASHBOARD_SESSION_SECRET", "w" * 40)
+    monkeypatch.setenv("DASHBOARD_REUSE_SECONDS", "0")
+    async with await stratus_sql.connect(sqlite_url) as db:
+        owner = await person(db)
+    first, second = app_from_environment(), app_from_environment()
+    async with (
+        first.router.lifespan_context(first),
+        second.router.lifespan_context(second),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=first), base_url="http://127.0.0.1"
+        ) as one,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=second), base_url="http://127.0.0.1"
+        ) as other,
+    ):
+        assert (await one.post("/sign-in", data={"key": owner.key})).status_code == 303
+        other.cookies.set(COOKIE, one.cookies[COOKIE])
+        answer = await other.get("/api/dashboards")
+    assert answer.status_code == 200
+    assert [d["dashboard_id"] for d in answer.json()] == [str(owner.board.dashboard_id)]
+
+
+async def test_a_cookie_of_any_characters_is_401(on_sqlite: Database) -> None:
+    owner = await person(on_sqlite)
+    hex_id = owner.key_id.hex
+    async with client(on_sqlite) as http:
+        for token in (f"v1.{hex_id}.9999999999.{'é' * 43}", f"v1.{hex_id}.1.{'ß' * 43}"):
+            header = f"{COOKIE}={token}".encode("latin-1")
+            answer = await http.get("/api/dashboards", headers={b"cookie": header})
+            assert answer.status_code == 401, token
+
+
+async def test_the_configured_session_secret_signs_the_sessions(sqlite_url: str) -> None:
+    settings = stratus_sql.Settings.load(session_secret="z" * 40)
+    async with (
+        await stratus_sql.connect(sqlite_url, settings=settings) as one,
+        await stratus_sql.connect(sqlite_url, settings=settings) as other,
+    ):
+        owner = await person(one)
+        async with client(one) as first, client(other) as second:
+            await first.post("/sign-in", data={"key": owner.key})
+            second.cookies.set(COOKIE, first.cookies[COOKIE])
+            assert (await second.get("/api/dashboards")).status_code == 200
+
+
+async def test_a_kept_dashboard_is_not_given_to_a_caller_who_may_no_longer_read_it(
+    db: Database,
+) -> None:
+    admin, pilot = await person(db, "admin"), await person(db, samples=3)
+    state = AppState(None, db, reuse_seconds=60)
+    as_admin = Caller(admin.user)
+    await state.view(as_admin, pilot.board.dashboard_id, "24h")
+    demoted = Caller(admin.user.model_copy(update={"role": "pilot"}))
+    with pytest.raises(NotFound):  # reused for others: not for them now
+        await state.view(demoted, pilot.board.dashboard_id, "24h")
+    remembered = Caller(demoted.user, remembered=True)
+    with pytest.raises(DatabaseUnavailable):  # nor kept for an outage
+        await state.board(remembered, pilot.board.dashboard_id)

@@ -19,7 +19,9 @@ import hmac
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -38,7 +40,11 @@ SESSION_SECONDS = 8 * 3600
 K = TypeVar("K")
 V = TypeVar("V")
 
-_TOKEN = re.compile(r"v1\.(?P<key_id>[0-9a-f]{32})\.(?P<expires>[0-9]{1,12})\.(?P<mac>[\w-]{43})")
+_TOKEN = re.compile(
+    r"v1\.(?P<key_id>[0-9a-f]{32})\.(?P<expires>[0-9]{1,12})\.(?P<mac>[A-Za-z0-9_-]{43})"
+)
+# The key id a Bearer key names, when it is shaped like a key.
+_KEY_ID = re.compile(r"sk_(?P<key_id>[0-9a-f]{32})_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +70,9 @@ class Remembered(Generic[K, V]):
         self._size = size
         self._kept: OrderedDict[K, tuple[float, V]] = OrderedDict()
 
-    def keep(self, key: K, value: V) -> None:
-        self._kept[key] = (time.monotonic(), value)
+    def keep(self, key: K, value: V, at: float | None = None) -> None:
+        """Keep `value`, as of `at` (time.monotonic(); default now)."""
+        self._kept[key] = (time.monotonic() if at is None else at, value)
         self._kept.move_to_end(key)
         while len(self._kept) > self._size:
             self._kept.popitem(last=False)
@@ -103,7 +110,7 @@ class Sessions:
         if shape is None:
             return None
         text = token.rpartition(".")[0]
-        if not hmac.compare_digest(self._mac(text), shape["mac"]):
+        if not hmac.compare_digest(self._mac(text).encode(), shape["mac"].encode()):
             return None
         if int(shape["expires"]) <= time.time():
             return None
@@ -115,31 +122,61 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+# What a key's owner check found, by key id: the owner, and the hashes of the Bearer keys
+# seen for it (a session needs none: its signature already ties it to the key id).
+Verified = tuple[frozenset[bytes], User]
+
+
 async def identify(
-    db: Executor, request: Request, sessions: Sessions, remembered: Remembered[bytes, User]
+    db: Executor,
+    request: Request,
+    sessions: Sessions,
+    remembered: Remembered[bytes, Verified],
+    reuse_seconds: float = 0.0,
 ) -> Caller | None:
-    """The caller of a request, or None (no credential, a bad or revoked one). Raises
-    DatabaseUnavailable / QueryTimeout when the database cannot tell and the credential was
-    not verified in this process within SESSION_SECONDS."""
+    """The caller of a request, or None (no credential, a bad or revoked one). A credential
+    verified within `reuse_seconds` is taken without asking again (so a revocation counts
+    within that time). Raises DatabaseUnavailable / QueryTimeout when the database cannot
+    tell and the credential was not verified in this process within SESSION_SECONDS."""
     key = _bearer(request)
+    lookup: Callable[[], Awaitable[User | None]]
     if key is not None:
-        memo = b"key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-        lookup = api_keys.authenticate(db, key)
-    else:
-        key_id = sessions.key_id(request.cookies.get(COOKIE, ""))
-        if key_id is None:
+        shape = _KEY_ID.match(key)
+        if shape is None:
             return None
-        memo = b"session:" + key_id.bytes
-        lookup = api_keys.active_key_owner(db, key_id)
+        key_id = UUID(hex=shape["key_id"])
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+        lookup = partial(api_keys.authenticate, db, key)
+    else:
+        found = sessions.key_id(request.cookies.get(COOKIE, ""))
+        if found is None:
+            return None
+        key_id, digest = found, b""
+        lookup = partial(api_keys.active_key_owner, db, key_id)
+    memo = key_id.bytes
+
+    def known(max_age: float) -> User | None:
+        kept = remembered.get(memo, max_age)
+        return kept[1][1] if kept is not None and (not digest or digest in kept[1][0]) else None
+
+    recent = known(reuse_seconds) if reuse_seconds else None
+    if recent is not None:
+        return Caller(recent)
+    started = time.monotonic()
     try:
-        user = await lookup
+        user = await lookup()
     except (DatabaseUnavailable, QueryTimeout):
-        known = remembered.get(memo, SESSION_SECONDS)
-        if known is None:
+        last = known(SESSION_SECONDS)
+        if last is None:
             raise
-        return Caller(known[1], remembered=True)
+        return Caller(last, remembered=True)
     if user is None:
-        remembered.forget(memo)
+        # A revoked key (not a wrong secret, which anyone can send for a known key id)
+        # forgets every credential of the key, Bearer and session alike.
+        if not digest or await api_keys.active_key_owner(db, key_id) is None:
+            remembered.forget(memo)
         return None
-    remembered.keep(memo, user)
+    previous = remembered.get(memo)
+    seen = (previous[1][0] if previous else frozenset()) | ({digest} if digest else set())
+    remembered.keep(memo, (frozenset(seen), user), at=started)
     return Caller(user)

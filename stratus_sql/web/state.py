@@ -28,8 +28,15 @@ from stratus_sql.dialects import base_chain
 from stratus_sql.engine import Executor
 from stratus_sql.errors import DatabaseUnavailable, NotFound, QueryTimeout
 from stratus_sql.queries import dashboards, metrics
-from stratus_sql.records import Dashboard, MetricBucket, StaleableSeries, User
-from stratus_sql.web.auth import SESSION_SECONDS, Caller, Remembered, Sessions, identify
+from stratus_sql.records import Dashboard, MetricBucket, StaleableSeries
+from stratus_sql.web.auth import (
+    SESSION_SECONDS,
+    Caller,
+    Remembered,
+    Sessions,
+    Verified,
+    identify,
+)
 
 __all__ = ["AppState", "Forbidden", "NotSignedIn", "Period"]
 
@@ -37,6 +44,7 @@ T = TypeVar("T")
 Period = Literal["24h", "7d", "30d"]
 KEPT = 10_000  # boards, series and credentials kept for outages, each
 HEALTH_SECONDS = 5.0  # a health answer is reused this long
+HEALTH_BUDGET = 5.0  # seconds a health check may take before it counts as unhealthy
 ADMIN_LIST_LIMIT = 10_000
 
 
@@ -56,8 +64,9 @@ class AppState:
         self.reuse_seconds = reuse_seconds
         self._db = db
         self._connecting = asyncio.Lock()
-        self.sessions = Sessions(secrets.token_bytes(32))
-        self.keys: Remembered[bytes, User] = Remembered(KEPT)
+        secret = None if db is None else db.settings.session_secret
+        self.sessions = Sessions(secrets.token_bytes(32) if secret is None else secret.encode())
+        self.keys: Remembered[bytes, Verified] = Remembered(KEPT)
         self.boards: Remembered[tuple[UUID, UUID], Dashboard] = Remembered(KEPT)
         self.shown: Remembered[tuple[UUID, UUID | None, str], list[MetricBucket]] = Remembered(KEPT)
         self._reading: dict[
@@ -89,9 +98,10 @@ class AppState:
         async with self._asking_health:
             if self._health is None or time.monotonic() - self._health[0] > HEALTH_SECONDS:
                 try:
-                    found = await (await self.database()).health()
-                except DatabaseUnavailable as exc:
-                    found = Health(False, None, None, 0, 0, [], str(exc))
+                    db = await self.database()
+                    found = await asyncio.wait_for(db.health(), HEALTH_BUDGET)
+                except (DatabaseUnavailable, TimeoutError) as exc:
+                    found = Health(False, None, None, 0, 0, [], str(exc) or "no answer in time")
                 self._health = (time.monotonic(), found)
             return self._health[1]
 
@@ -101,7 +111,9 @@ class AppState:
         return self._db is not None and base_chain(self._db.dialect)[-1].name == "postgres"
 
     async def caller(self, request: Request) -> Caller:
-        found = await identify(await self.database(), request, self.sessions, self.keys)
+        found = await identify(
+            await self.database(), request, self.sessions, self.keys, self.reuse_seconds
+        )
         if found is None:
             raise NotSignedIn
         return found
@@ -132,10 +144,10 @@ class AppState:
             )
         except (DatabaseUnavailable, QueryTimeout):
             kept = self.boards.get(key, SESSION_SECONDS)
-            if kept is None:
+            if kept is None or not _may_read(caller, kept[1]):
                 raise
             return kept[1]
-        if found is None or not (caller.admin or found.user_id == caller.user.user_id):
+        if found is None or not _may_read(caller, found):
             self.boards.forget(key)
             raise NotFound(f"no dashboard {dashboard_id}")
         self.boards.keep(key, found)
@@ -148,10 +160,12 @@ class AppState:
         caller, the same are given again (`age_seconds` says how old), without asking the
         database: many viewers of one dashboard cost one read a period."""
         key = (caller.user.user_id, dashboard_id, period)
-        board = self.boards.get(key[:2], self.reuse_seconds)
-        shown = self.shown.get(key, self.reuse_seconds)
-        if board is not None and shown is not None and not caller.remembered:
-            return board[1], StaleableSeries(buckets=shown[1], stale=False, age_seconds=shown[0])
+        if self.reuse_seconds and not caller.remembered:
+            board = self.boards.get(key[:2], self.reuse_seconds)
+            shown = self.shown.get(key, self.reuse_seconds)
+            if board is not None and shown is not None and _may_read(caller, board[1]):
+                series = StaleableSeries(buckets=shown[1], stale=False, age_seconds=shown[0])
+                return board[1], series
         if not self.reuse_seconds or caller.remembered:
             return await self._read_view(caller, dashboard_id, period)
         # One read per key at a time: requests arriving meanwhile wait for its answer, so
@@ -185,7 +199,7 @@ class AppState:
             raise Forbidden
         board_id = None if board is None else board.dashboard_id
         key = (caller.user.user_id, board_id, period)
-        recent = self.shown.get(key, self.reuse_seconds)
+        recent = self.shown.get(key, self.reuse_seconds) if self.reuse_seconds else None
         if recent is not None and not caller.remembered:
             return StaleableSeries(buckets=recent[1], stale=False, age_seconds=recent[0])
         if caller.remembered:
@@ -193,6 +207,7 @@ class AppState:
             if kept is None:
                 raise DatabaseUnavailable("no series of this caller was kept")
             return StaleableSeries(buckets=kept[1], stale=True, age_seconds=kept[0])
+        started = time.monotonic()  # what is kept is as old as the read's start
         series = await metrics.dashboard_series(
             await self.database(),
             period=period,
@@ -201,5 +216,11 @@ class AppState:
             actor=caller.actor if self.scoped else None,
         )
         if not series.stale:
-            self.shown.keep(key, series.buckets)
+            self.shown.keep(key, series.buckets, at=started)
         return series
+
+
+def _may_read(caller: Caller, board: Dashboard) -> bool:
+    """Whether the caller, as they are now, may read the dashboard (also one kept earlier,
+    when they may have been an admin)."""
+    return caller.admin or board.user_id == caller.user.user_id
