@@ -8,7 +8,8 @@ pilots with a dashboard each and `--samples` samples over 35 days, round-robin o
 and VACUUM ANALYZE as autovacuum would run). `stratus-sql serve` runs on a free loopback
 port in a process of its own; wrk (Debian's) keeps `--connections` requests in flight for
 `--seconds`, as one pilot, for each period, after a warm-up, and its Lua `done` hook prints
-the latency percentiles (p50 / p95 / p99) and the request rate. The health check (the app
+the latency percentiles (p50 / p95 / p99) and the request rate; with series reused for 1 s
+and every request read, by one process and by two (`--workers`). The health check (the app
 and its HTTP stack, answered from a 5-second memo) is measured the same way, as the floor.
 """
 
@@ -99,9 +100,10 @@ def wrk(url: str, key: str, connections: int, seconds: int, script: Path) -> dic
     }
 
 
-def serve(url: str, port: int, log: Path, reuse: float) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, log: Path, reuse: float, workers: int) -> subprocess.Popen[bytes]:
     program = str(Path(sys.executable).parent / "stratus-sql")
     command = [program, "--url", url, "serve", "--port", str(port), "--reuse-seconds", str(reuse)]
+    command += ["--workers", str(workers)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
@@ -136,18 +138,24 @@ def main() -> None:
         print(f"loaded {args.samples:,} samples in {time.perf_counter() - started:.0f} s")
         script = Path(tmp) / "report.lua"
         script.write_text(REPORT)
-        for reuse in (1.0, 0.0):
+        for reuse, workers in ((1.0, 1), (1.0, 2), (0.0, 1), (0.0, 2)):
             port = free_port()
-            server = serve(url, port, Path(tmp) / "server.log", reuse)
+            server = serve(url, port, Path(tmp) / "server.log", reuse, workers)
             try:
-                measure(f"http://127.0.0.1:{port}", board, key, args, script, reuse)
+                measure(f"http://127.0.0.1:{port}", board, key, args, script, reuse, workers)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
 
 
 def measure(
-    base: str, board: str, key: str, args: argparse.Namespace, script: Path, reuse: float
+    base: str,
+    board: str,
+    key: str,
+    args: argparse.Namespace,
+    script: Path,
+    reuse: float,
+    workers: int,
 ) -> None:
     targets = [("health", f"{base}/api/health")] + [
         (f"series {period}", f"{base}/api/dashboards/{board}/series?period={period}")
@@ -155,7 +163,8 @@ def measure(
     ]
     print(
         f"\n{args.connections} connections, {args.seconds} s each, one pilot's key, "
-        f"{args.samples:,} samples of {args.users} users, --reuse-seconds {reuse}\n"
+        f"{args.samples:,} samples of {args.users} users, --reuse-seconds {reuse} "
+        f"--workers {workers}\n"
     )
     print(f"{'request':<12}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'max ms':>9}{'errors':>8}")  # fmt: skip

@@ -59,19 +59,18 @@ def test_errors_print_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) ->
     assert "DATABASE_URL must start with" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("port", ["0", "65536", "99999", "http"])
-def test_serve_refuses_a_port_that_cannot_be(port: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as refused:
-        main(["serve", "--port", port])
-    assert refused.value.code == 2
-    assert "expected a port from 1 to 65535" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("seconds", ["-1", "61", "nan", "soon"])
-def test_serve_refuses_a_reuse_that_cannot_be(
-    seconds: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        *(("--port", v, "expected a port from 1 to 65535") for v in ("0", "65536", "http")),
+        *(("--reuse-seconds", v, "expected seconds from 0 to 60") for v in ("-1", "61", "nan")),
+        *(("--workers", v, "expected 1 to 64 workers") for v in ("0", "65", "two")),
+    ],
+)
+def test_serve_refuses_options_that_cannot_be(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as refused:
-        main(["serve", "--reuse-seconds", seconds])
+        main(["serve", option, value])
     assert refused.value.code == 2
-    assert "expected seconds from 0 to 60" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

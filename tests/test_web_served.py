@@ -155,3 +155,16 @@ async def test_a_stopped_database_shows_the_last_good_series_as_stale(
     assert {**kept, "stale": False, "age_seconds": 0} == before
     assert fresh.status_code == 200
     assert fresh.json()["stale"] is False
+
+
+async def test_several_workers_share_sessions(sqlite_url: str) -> None:
+    """`--workers 2`: a session signed by one process is good in the other (each process
+    answers some of 40 requests on connections of their own)."""
+    async with await stratus_sql.connect(sqlite_url) as db:
+        pilot = await person(db, samples=3)
+    with served(sqlite_url, 0.0, "--workers", "2") as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            signed = await http.post("/sign-in", data={"key": pilot.key})
+            assert signed.status_code == 303
+            answers = await asyncio.gather(*(http.get("/api/dashboards") for _ in range(40)))
+    assert {a.status_code for a in answers} == {200}

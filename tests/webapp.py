@@ -75,7 +75,7 @@ def client(
 
 
 @contextmanager
-def served(url: str, reuse_seconds: float = 0.0) -> Iterator[str]:
+def served(url: str, reuse_seconds: float = 0.0, *extra: str) -> Iterator[str]:
     """`stratus-sql serve --url URL` on a free loopback port (each request reads, unless
     `reuse_seconds`); yields its base URL and stops the process (by its PID) afterwards."""
     port = free_port()
@@ -85,7 +85,7 @@ def served(url: str, reuse_seconds: float = 0.0) -> Iterator[str]:
     # The server's output goes to a file: a pipe nobody reads would fill up and stop it.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [program, "--url", url, "serve", "--port", str(port), "--reuse-seconds", reuse],
+            [program, "--url", url, "serve", "--port", str(port), "--reuse-seconds", reuse, *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),

@@ -21,7 +21,7 @@ import orjson
 from stratus_sql.check import check_statements
 from stratus_sql.cli.api_key import add_api_key_parser, api_key_command
 from stratus_sql.cli.seed import SeedReport, progress_bar, seed
-from stratus_sql.cli.serve import serve
+from stratus_sql.cli.serve import add_serve_parser, serve
 from stratus_sql.config import Settings
 from stratus_sql.database import Database, connect
 from stratus_sql.errors import StratusError, UsageError
@@ -73,32 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("maintain", help="create the coming months' audit and metrics partitions")
     commands.add_parser("health", help="reachability, latency, pool and pending migrations")
     add_api_key_parser(commands)
-    web = commands.add_parser("serve", help="the dashboard web app (the web extra)")
-    web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    web.add_argument("--port", type=_port, default=8000, help="port to listen on (8000)")
-    web.add_argument(
-        "--reuse-seconds",
-        type=_reuse,
-        default=1.0,
-        help="give a series computed this recently again, per user (1.0; 0: never)",
-    )
+    add_serve_parser(commands)
     return parser
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
-    return int(text)
-
-
-def _reuse(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 60:
-        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 60, got {text!r}")
-    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +138,7 @@ def _run(args: argparse.Namespace, url: str) -> int:
     elif args.command == "metrics":
         _metrics(url, args.action, args.before, args.since)
     elif args.command == "serve":
-        serve(url, args.host, args.port, args.reuse_seconds)
+        serve(url, args)
     elif args.command == "health":
         health = asyncio.run(_with_db(url, lambda db: db.health()))
         print(orjson.dumps({**dataclasses.asdict(health), "healthy": health.healthy}).decode())

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from stratus_sql.config import Settings
 from stratus_sql.database import Database
 from stratus_sql.errors import (
     DatabaseUnavailable,
@@ -45,7 +46,7 @@ from stratus_sql.web.responses import (
 from stratus_sql.web.signin import FORM_SCHEMA
 from stratus_sql.web.state import AppState, Forbidden, NotSignedIn, Period
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 log = logging.getLogger("stratus_sql.web")
 PeriodQuery = Annotated[Period, Query(description="24h: 24 x 1 h; 7d: 28 x 6 h; 30d: 30 x 1 day")]
@@ -276,3 +277,10 @@ def _page(title: str, period: Period, series: StaleableSeries, csv_url: str) -> 
             list_url="/dashboards",
         )
     )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of a `stratus-sql serve --workers N` process: DATABASE_URL, and
+    DASHBOARD_REUSE_SECONDS, from the environment the command set."""
+    settings = Settings.load()
+    return create_app(reuse_seconds=settings.dashboard_reuse_seconds)
