@@ -158,8 +158,10 @@ async def test_a_stopped_database_shows_the_last_good_series_as_stale(
 
 
 async def test_several_workers_share_sessions(sqlite_url: str) -> None:
-    """`--workers 2`: a session signed by one process is good in the other (each process
-    answers some of 40 requests on connections of their own)."""
+    """`--workers 2` starts and answers a session's 40 requests on connections of their own,
+    which the kernel spreads over the two processes. Which process answered cannot be told
+    from outside; that one process accepts another's sessions is shown in process by
+    test_apps_built_from_one_environment_accept_each_others_sessions."""
     async with await stratus_sql.connect(sqlite_url) as db:
         pilot = await person(db, samples=3)
     with served(sqlite_url, 0.0, "--workers", "2") as base:
