@@ -13,7 +13,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from stratus_sql.config import Settings
-from stratus_sql.drivers.pgerrors import DRIVER_ERRORS, translated, where
+from stratus_sql.drivers.pgerrors import DRIVER_ERRORS, may_pass, translated, where
 from stratus_sql.errors import DatabaseUnavailable
 
 __all__ = [
@@ -42,9 +42,12 @@ async def create_pool(url: str, settings: Settings, min_size: int) -> asyncpg.Po
             timeout=settings.connect_timeout + 1,
         )
     except DRIVER_ERRORS as exc:
-        raise DatabaseUnavailable(
+        error = DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {where(url)}: {type(exc).__name__}: {exc}"
-        ) from exc
+        )
+        if may_pass(exc):  # nothing was sent: trying again later may succeed
+            error.transient()
+        raise error from exc
 
 
 async def warn_if_unprotected(conn: asyncpg.Connection | PoolConnectionProxy) -> None:

@@ -6,9 +6,11 @@ transient / in flight where that applies (see `stratus_sql.retry`).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.exceptions import TargetServerAttributeNotMatched
 
 from stratus_sql.errors import (
     SCHEMA_MISSING,
@@ -23,7 +25,7 @@ from stratus_sql.errors import (
     UsageError,
 )
 
-__all__ = ["DRIVER_ERRORS", "server_error", "translated", "where"]
+__all__ = ["DRIVER_ERRORS", "may_pass", "server_error", "translated", "where"]
 
 # Everything asyncpg (or the socket under it) raises that `translated` turns into ours.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -34,10 +36,25 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_PORT = re.compile(r":\d+$")
+
+
 def where(url: str) -> str:
-    """host:port/database of a URL, never its password."""
+    """host:port/database of a URL, never its password; every host of a multi-host URL
+    (`postgresql://h1:p1,h2:p2/db`), comma-separated."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    hosts = parts.netloc.rpartition("@")[2].split(",")
+    shown = ",".join(h if _PORT.search(h) else f"{h or 'localhost'}:5432" for h in hosts)
+    return f"{shown}{parts.path}"
+
+
+def may_pass(exc: BaseException) -> bool:
+    """Whether a failure to connect may pass if tried again: a lost link, a server starting,
+    or no host of a multi-host URL matching target_session_attrs yet (a standby being
+    promoted); not a bad password, a missing database or a closed pool."""
+    if isinstance(exc, OSError | TargetServerAttributeNotMatched):  # TimeoutError included
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and server_error(exc).retryable
 
 
 def translated(exc: BaseException) -> StratusError:
@@ -60,6 +77,10 @@ def translated(exc: BaseException) -> StratusError:
         timeout = QueryTimeout("the statement ran longer than DB_COMMAND_TIMEOUT")
         timeout.in_flight = True
         return timeout
+    if isinstance(exc, TargetServerAttributeNotMatched):
+        # No host of a multi-host URL is what target_session_attrs asks for yet (during a
+        # failover, the standby is not promoted yet): nothing was sent.
+        return DatabaseUnavailable(f"no PostgreSQL host matches: {exc}").transient()
     if isinstance(exc, asyncpg.InternalClientError):
         if "cannot switch to state" in str(exc):
             # The server's farewell (e.g. 57P01 after pg_terminate_backend) reached an idle
@@ -97,6 +118,11 @@ def _by_state(state: str, message: str, constraint: str | None) -> StratusError:
         # The session ended (terminated, server shutting down or starting, link lost):
         # whatever the statement did is rolled back unless it had already committed.
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}").transient(in_flight=True)
+    if state == "25006":
+        # A read-only transaction refused a write: the server is a standby, or a primary
+        # being demoted or promoted by a failover. Nothing was applied; another
+        # connection (one that `target_session_attrs=read-write` chose) may succeed.
+        return DatabaseUnavailable(f"PostgreSQL is read-only: {message}").transient()
     if state == "53300":  # too many connections: refused before anything ran
         return DatabaseUnavailable(f"PostgreSQL unavailable: {message}").transient()
     if state.startswith("28") or state == "3D000":

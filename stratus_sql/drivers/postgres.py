@@ -29,7 +29,7 @@ from stratus_sql.drivers.interface import (
     prefer_primary,
 )
 from stratus_sql.drivers.pgconnect import UnprotectedRoleWarning, create_pool, warn_if_unprotected
-from stratus_sql.drivers.pgerrors import DRIVER_ERRORS, server_error, translated, where
+from stratus_sql.drivers.pgerrors import DRIVER_ERRORS, may_pass, translated, where
 from stratus_sql.errors import DatabaseUnavailable, PoolExhausted
 from stratus_sql.observability import current_trace_id, logger
 from stratus_sql.statements import Statement
@@ -206,12 +206,9 @@ class PostgresDriver(Driver):
             raise
 
     def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
-        # Nothing was sent yet, so any statement may be retried, but only when the cause can
-        # pass: a lost link or a server starting, not a bad password or a closed pool.
+        # Nothing was sent yet, so any statement may be retried, when the cause can pass.
         error = DatabaseUnavailable(f"cannot connect to PostgreSQL at {self._where}: {exc}")
-        if isinstance(exc, OSError | TimeoutError) or (
-            isinstance(exc, asyncpg.PostgresError) and server_error(exc).retryable
-        ):
+        if may_pass(exc):
             error.transient()
         return error
 
