@@ -25,10 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from stratus_sql._resources import data_dir
 from stratus_sql.config import Settings, backend_of
 from stratus_sql.errors import (
+    ConfigError,
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
@@ -223,14 +225,37 @@ def _open(url: str | None) -> tuple[Any, Any]:
 
     url = url or Settings.load().database_url
     dialect = backend_of(url)
-    yoyo_url = url
-    if dialect == "postgres":
-        yoyo_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    yoyo_url = _yoyo_postgres_url(url) if dialect == "postgres" else url
     with _translated(url):
         backend = get_backend(yoyo_url)
         if dialect == "sqlite":
             _use_wal(backend.connection, Settings.load().busy_timeout_ms / 1000)
     return backend, read_migrations(str(data_dir("migrations") / dialect))
+
+
+def _yoyo_postgres_url(url: str) -> str:
+    """The URL for yoyo's psycopg backend. yoyo reads one host and port from a URL, so the
+    hosts of a multi-host URL (`postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write`)
+    move to libpq's `host` and `port` lists in its query, and libpq picks among them as
+    asyncpg does for the layer's own connections."""
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    if "," in hosts:
+        names, ports = [], []
+        for host in hosts.split(","):
+            found = _HOST_PORT.fullmatch(host)
+            if found is None:
+                raise ConfigError(f"DATABASE_URL: cannot read the host {host!r}")
+            names.append(found["name"].strip("[]"))
+            ports.append(found["port"] or "5432")
+        query = "&".join(
+            filter(None, [f"host={','.join(names)}&port={','.join(ports)}", parts.query])
+        )
+        parts = parts._replace(netloc=credentials + at, query=query)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+
+
+_HOST_PORT = re.compile(r"(?P<name>\[[^\]]*\]|[^:]*)(?::(?P<port>\d+))?")
 
 
 def _use_wal(conn: Any, timeout: float) -> None:
