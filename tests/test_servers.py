@@ -25,7 +25,8 @@ def test_a_cluster_whose_start_fails_leaves_no_folder(
         servers.private_cluster(test_servers.bindir(pg_leg), "no_such_setting = 1"),
     ):
         raise AssertionError("the cluster started with a bad setting")
-    assert _leftovers() == before
+    # Only what this test made counts: another process may remove a folder of its own meanwhile.
+    assert _leftovers() - before == set()
 
 
 def test_a_cluster_that_ran_is_stopped_and_removed(test_servers: LegServers, pg_leg: str) -> None:
