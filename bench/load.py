@@ -1,254 +1,219 @@
-"""Load held, nothing lost: simulated users against PostgreSQL, then an audit of every write.
+"""Load held, nothing lost: an open-loop mixed load against PostgreSQL at a ladder of rates,
+then an audit of every acknowledged write.
 
-    python bench/load.py [--users 50] [--seconds 60] [--pool 20]
+    python bench/load.py [--rates 100,250,500,1000,1500,2000] [--seconds 10] [--pool 20]
+                         [--through-pgbouncer] [--failover] [--closed-loop --users 50]
 
-Each simulated user creates conversations, adds messages, stores and searches memories,
-records metrics and reads its dashboard series, pausing --think-ms on average between
-operations (default 0: a closed loop that saturates the machine). Every write the library
-acknowledged is remembered; at the end the database must hold each of them exactly once, and
-every conversation's message_count must equal its rows. Prints throughput, p50 and p99 per
-operation, and the errors. A throwaway database is made on the server (STRATUS_BENCH_SERVER,
-default the local one) and dropped afterwards; DATABASE_URL-style settings (DB_*) apply.
+Open loop (the default): requests of the mix in bench/workload.py start at each rate
+(Poisson arrivals) whatever the answers do, and each latency is counted from its intended
+start. Prints p50 / p99 / p99.9 / max per operation at each rate, and the highest rate whose
+add_message p99 stays under 25 ms. `--through-pgbouncer` starts Debian's PgBouncer in
+transaction pooling mode in front of the server. `--failover` runs on a pg_auto_failover
+formation of its own (tests/formation.py, as root) and kills the primary's keeper and
+postmaster (kill -9) halfway through each rate; the layer is given both nodes in one URL.
+`--closed-loop`: the earlier mode, `--users` simulated users each waiting for its last
+answer (and `--think-ms` on average) before the next request.
+
+At the end, every write the layer acknowledged must be stored exactly once and every
+conversation's message_count must equal its rows. A throwaway database is made on the server
+(STRATUS_BENCH_SERVER, default the local one) and dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import sys
 import time
-from collections import Counter, defaultdict
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
-from uuid import UUID
+from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 from throwaway import throwaway_database
+from workload import (
+    MIX,
+    WRITES,
+    Ledger,
+    Person,
+    audit,
+    make_users,
+    one_request,
+    open_loop,
+    percentiles,
+)
 
 import stratus_sql
-from stratus_sql.queries import conversations, memory, metrics, users
 
-WORDS = [
-    "altímetro", "pouso", "decolagem", "vento", "través",
-    "checklist", "motor", "hélice", "flape", "trem",
-]  # fmt: skip
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.servers import pgbouncer, through  # the tests' own PgBouncer
 
-
-@dataclass
-class Ledger:
-    """What the library acknowledged, and how long each operation took."""
-
-    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: Counter[str] = field(default_factory=Counter)
-    conversations: dict[UUID, int] = field(default_factory=dict)  # id -> messages acked
-    messages: set[UUID] = field(default_factory=set)
-    memories: set[tuple[UUID, str]] = field(default_factory=set)
-    metrics: set[UUID] = field(default_factory=set)
-
-    async def timed(self, name: str, call: Awaitable[object]) -> object | None:
-        started = time.perf_counter()
-        try:
-            result = await call
-        except stratus_sql.StratusError as exc:
-            self.errors[f"{name}: {type(exc).__name__}"] += 1
-            return None
-        self.latencies[name].append((time.perf_counter() - started) * 1000)
-        return result
+TARGET_P99_MS = 25.0
 
 
-async def simulated_user(
-    db: stratus_sql.Database, ledger: Ledger, n: int, until: float, think: float
-) -> None:
-    rng = random.Random(n)
-    user = await users.create_user(
-        db, name=f"Piloto {n}", email=f"piloto{n}.{os.getpid()}@example.com", role="pilot"
-    )
-    uid = user.user_id
-    mine: list[UUID] = []
-    while time.monotonic() < until:
-        if think:
-            await asyncio.sleep(rng.uniform(0, 2 * think))
-        roll = rng.random()
-        if roll < 0.08 or not mine:
-            made = await ledger.timed(
-                "create_conversation",
-                conversations.create_conversation(db, user_id=uid, title="Briefing"),
-            )
-            if isinstance(made, stratus_sql.records.Conversation):
-                mine.append(made.conversation_id)
-                ledger.conversations[made.conversation_id] = 0
-        elif roll < 0.58:
-            cid = rng.choice(mine)
-            text = " ".join(rng.choices(WORDS, k=12))
-            sent = await ledger.timed(
-                "add_message",
-                conversations.add_message(
-                    db,
-                    conversation_id=cid,
-                    user_id=uid,
-                    content=text,
-                    message_type=rng.choice(["user_input", "agent_response"]),
-                    tokens_used=rng.randint(5, 500),
-                    response_time=rng.random(),
-                ),
-            )
-            if isinstance(sent, stratus_sql.records.Message):
-                ledger.messages.add(sent.message_id)
-                ledger.conversations[cid] += 1
-        elif roll < 0.73:
-            key = f"nota-{rng.randint(0, 50)}"
-            value = {"texto": " ".join(rng.choices(WORDS, k=6))}
-            stored = await ledger.timed(
-                "store_memory",
-                memory.store_memory(
-                    db,
-                    user_id=uid,
-                    key=key,
-                    value=value,
-                    memory_type="medium_term",
-                    importance_score=rng.random(),
-                ),
-            )
-            if stored is not None:
-                ledger.memories.add((uid, key))
-        elif roll < 0.88:
-            word = rng.choice(WORDS)
-            await ledger.timed("search_memories", memory.search_memories(db, uid, word))
-        elif roll < 0.95:
-            sample = await ledger.timed(
-                "record_metric",
-                metrics.record_metric(
-                    db,
-                    user_id=uid,
-                    ia_efficiency=rng.random(),
-                    model_accuracy=rng.random(),
-                    processing_time_ms=rng.uniform(50, 500),
-                    memory_usage_mb=rng.uniform(100, 900),
-                    error_rate=rng.random() / 10,
-                ),
-            )
-            if isinstance(sample, stratus_sql.records.Metric):
-                ledger.metrics.add(sample.metric_id)
-        else:
-            await ledger.timed("dashboard_series", metrics.dashboard_series(db, user_id=uid))
-
-
-async def audit(url: str, ledger: Ledger) -> list[str]:
-    """Every acknowledged write present exactly once; every counter equal to its rows."""
-    problems = []
-    conn = await asyncpg.connect(url)
-    try:
-        counts = dict(
-            await conn.fetch(
-                "SELECT c.conversation_id, c.message_count FROM conversations c"
-                " WHERE c.conversation_id = ANY($1::uuid[])",
-                list(ledger.conversations),
-            )
-        )
-        rows = dict(
-            await conn.fetch(
-                "SELECT conversation_id, count(*) FROM messages"
-                " WHERE conversation_id = ANY($1::uuid[]) GROUP BY conversation_id",
-                list(ledger.conversations),
-            )
-        )
-        for cid, acked in ledger.conversations.items():
-            if cid not in counts:
-                problems.append(f"conversation {cid} acknowledged but missing")
-            elif not counts[cid] == rows.get(cid, 0) == acked:
-                problems.append(
-                    f"conversation {cid}: message_count {counts[cid]}, rows {rows.get(cid, 0)},"
-                    f" acknowledged {acked}"
-                )
-        found = await conn.fetchval(
-            "SELECT count(*) FROM messages WHERE message_id = ANY($1::uuid[])",
-            list(ledger.messages),
-        )
-        if found != len(ledger.messages):
-            problems.append(f"messages: {len(ledger.messages)} acknowledged, {found} stored")
-        found = await conn.fetchval(
-            "SELECT count(*) FROM metrics WHERE metric_id = ANY($1::uuid[])", list(ledger.metrics)
-        )
-        if found != len(ledger.metrics):
-            problems.append(f"metrics: {len(ledger.metrics)} acknowledged, {found} stored")
-        stored = {(r[0], r[1]) for r in await conn.fetch("SELECT user_id, key FROM memory_entries")}
-        if missing := ledger.memories - stored:
-            problems.append(f"memories: {len(missing)} acknowledged but missing")
-    finally:
-        await conn.close()
-    return problems
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def run(url: str, args: argparse.Namespace) -> int:
-    settings = stratus_sql.Settings.load(pool_min_size=args.pool, pool_max_size=args.pool)
-    target = url
-    if args.pgbouncer_port:  # PgBouncer in transaction pooling mode, on this host
-        parts = urlsplit(url)
-        credentials = parts.netloc.rpartition("@")[0]
-        target = urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{args.pgbouncer_port}"))
-        settings = stratus_sql.Settings.load(
-            pool_min_size=args.pool,
-            pool_max_size=args.pool,
-            statement_cache_size=0,
-            listen_url=url,
-            database_url=target,
-        )
-    ledger = Ledger()
-    async with await stratus_sql.connect(target, settings=settings) as db:
-        started = time.monotonic()
-        until = started + args.seconds
-        think = args.think_ms / 1000
-        await asyncio.gather(
-            *(simulated_user(db, ledger, n, until, think) for n in range(args.users))
-        )
-        elapsed = time.monotonic() - started
-    total = sum(len(v) for v in ledger.latencies.values())
-    print(
-        f"{args.users} users, {elapsed:.1f} s, pool {args.pool}, think {args.think_ms:g} ms:"
-        f" {total / elapsed:,.0f} ops/s"
-    )
-    print("| operation | calls | ops/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
-    for name, values in sorted(ledger.latencies.items()):
-        print(
-            f"| {name} | {len(values):,} | {len(values) / elapsed:,.0f} |"
-            f" {percentile(values, 0.5):.2f} | {percentile(values, 0.99):.2f} |"
-        )
+def report(ledger: Ledger, elapsed: float, label: str) -> None:
+    total = sum(h.get_total_count() for h in ledger.histograms.values())
+    print(f"\n{label}: {total / elapsed:,.0f} acknowledged requests/s")
+    print("| operation | calls | p50 ms | p99 ms | p99.9 ms | max ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, histogram in sorted(ledger.histograms.items()):
+        p50, p99, p999, top = percentiles(histogram)
+        count = histogram.get_total_count()
+        print(f"| {name} | {count:,} | {p50:.2f} | {p99:.2f} | {p999:.2f} | {top:.2f} |")
     print(f"errors: {dict(ledger.errors) or 'none'}")
-    problems = await audit(url, ledger)
+
+
+async def ladder(db: stratus_sql.Database, url: str, args: argparse.Namespace) -> int:
+    people = await make_users(db, 50, f"load.{os.getpid()}")
+    rows = []
+    failures = 0
+    for rate in args.rates:
+        ledger = Ledger()
+        await open_loop(db, ledger, people, rate=rate, seconds=args.seconds, seed=int(rate))
+        report(ledger, args.seconds, f"{rate:g} requests/s offered")
+        failures += await audited(url, ledger, people)
+        if "add_message" in ledger.histograms:
+            rows.append((rate, percentiles(ledger.histograms["add_message"])[1], ledger.errors))
+    print("\n| offered req/s | add_message p99 ms | errors |")
+    print("|---:|---:|---:|")
+    for rate, p99, errors in rows:
+        print(f"| {rate:g} | {p99:.2f} | {sum(errors.values())} |")
+    held = [rate for rate, p99, errors in rows if p99 < TARGET_P99_MS and not errors]
     print(
-        f"audit: {len(ledger.conversations):,} conversations, {len(ledger.messages):,} messages,"
-        f" {len(ledger.memories):,} memories, {len(ledger.metrics):,} metrics acknowledged:"
+        f"highest rate with add_message p99 < {TARGET_P99_MS:g} ms and no error: "
+        f"{max(held):g} req/s"
+        if held
+        else f"no rate kept add_message p99 < {TARGET_P99_MS:g} ms"
+    )
+    return failures
+
+
+async def audited(url: str, ledger: Ledger, people: list[Person]) -> int:
+    problems = await audit(url, ledger, people)
+    untyped = [o for o in ledger.outcomes if o.error and o.error.startswith("untyped")]
+    print(
+        f"audit: {len(ledger.messages):,} messages, {len(ledger.metrics):,} metrics,"
+        f" {len(ledger.memories):,} memories acknowledged:"
         f" {'all present exactly once, counters match' if not problems else 'PROBLEMS'}"
+        f"{f'; {len(untyped)} untyped errors' if untyped else ''}"
     )
     for problem in problems[:20]:
         print("  ", problem)
-    return 1 if problems or ledger.errors else 0
+    return 1 if problems or untyped else 0
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--pool", type=int, default=20)
-    parser.add_argument(
-        "--pgbouncer-port", type=int, default=0, help="go through PgBouncer on this local port"
-    )
-    parser.add_argument(
-        "--think-ms", type=float, default=0, help="mean pause between a user's operations"
-    )
-    args = parser.parse_args()
+async def closed_loop(db: stratus_sql.Database, url: str, args: argparse.Namespace) -> int:
+    people = await make_users(db, args.users, f"closed.{os.getpid()}")
+    ledger = Ledger()
+    until = time.monotonic() + args.seconds
+    names, weights = list(MIX), list(MIX.values())
+
+    async def user(person: Person, n: int) -> None:
+        rng = random.Random(n)
+        while time.monotonic() < until:
+            if args.think_ms:
+                await asyncio.sleep(rng.uniform(0, 2 * args.think_ms / 1000))
+            operation = rng.choices(names, weights)[0]
+            await one_request(db, ledger, person, operation, time.monotonic(), rng)
+
+    started = time.monotonic()
+    await asyncio.gather(*(user(p, n) for n, p in enumerate(people)))
+    report(ledger, time.monotonic() - started, f"closed loop, {args.users} users")
+    return await audited(url, ledger, people)
+
+
+async def failover_ladder(args: argparse.Namespace) -> int:
+    from tests.formation import formation
+
+    failures = 0
+    with formation() as found:
+        conn = await asyncpg.connect(found.url())
+        await conn.execute("CREATE DATABASE stratus_load")
+        await conn.close()
+        url = found.url("stratus_load")
+        stratus_sql.apply_migrations(url)
+        for rate in args.rates:
+            settings = stratus_sql.Settings.load(
+                pool_min_size=args.pool, pool_max_size=args.pool, connect_timeout=2
+            )
+            async with await stratus_sql.connect(url, settings=settings) as db:
+                people = await make_users(db, 50, f"failover.{rate}.{os.getpid()}")
+                ledger = Ledger()
+                killed: list[float] = []
+
+                def at(elapsed: float, killed: list[float] = killed) -> None:
+                    if not killed and elapsed >= args.seconds / 2:
+                        killed.append(time.monotonic())
+                        found.kill(found.primary())
+
+                await open_loop(db, ledger, people, rate=rate, seconds=args.seconds, at=at)
+                report(ledger, args.seconds, f"{rate:g} requests/s, primary killed halfway")
+                recovery = ledger.first_ack_after(killed[0], list(WRITES))
+                print(
+                    "recovery: no write acknowledged after the kill"
+                    if recovery is None
+                    else f"recovery: first acknowledged write {recovery:.2f} s after the kill"
+                )
+                failures += recovery is None
+                failures += await audited(url, ledger, people)
+            for name in ("node1", "node2"):
+                if name not in found.keepers:
+                    found.start_keeper(name)
+            found.wait_healthy(120)
+    return failures
+
+
+@contextlib.contextmanager
+def direct_or_pooled(
+    url: str, args: argparse.Namespace
+) -> Iterator[tuple[str, stratus_sql.Settings, int]]:
+    """The URL to load, its settings, and PgBouncer's port (0: none)."""
+    if not args.through_pgbouncer:
+        yield url, stratus_sql.Settings.load(pool_min_size=args.pool, pool_max_size=args.pool), 0
+        return
+    with pgbouncer(url) as port:
+        settings = stratus_sql.Settings.load(
+            pool_min_size=args.pool,
+            pool_max_size=args.pool,
+            statement_cache_size=0,  # transaction pooling: no prepared statements kept
+            listen_url=url,  # LISTEN needs a session of its own
+        )
+        yield through(url, port), settings, port
+
+
+async def main(args: argparse.Namespace) -> int:
+    if args.failover:
+        return await failover_ladder(args)
     with throwaway_database("stratus_load") as url:
         stratus_sql.apply_migrations(url)
-        return await run(url, args)
+        with direct_or_pooled(url, args) as (target, settings, port):
+            where = f"PgBouncer on port {port}" if port else "directly"
+            print(f"PostgreSQL {where}, pool {args.pool}, {os.cpu_count()} cores")
+            async with await stratus_sql.connect(target, settings=settings) as db:
+                if args.closed_loop:
+                    return await closed_loop(db, url, args)
+                return await ladder(db, url, args)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[100.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0],
+        help="offered requests a second, comma-separated",
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="per rate")
+    parser.add_argument("--pool", type=int, default=20)
+    parser.add_argument("--through-pgbouncer", action="store_true")
+    parser.add_argument("--failover", action="store_true")
+    parser.add_argument("--closed-loop", action="store_true")
+    parser.add_argument("--users", type=int, default=50, help="closed loop")
+    parser.add_argument("--think-ms", type=float, default=0, help="closed loop")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(asyncio.run(main(parse())))
