@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,12 +346,20 @@ class LegServers:
         self._bouncer: int | None = None
 
     def close(self) -> None:
+        """Drops the databases made on servers that are not ours (each DROP DATABASE waits for
+        a checkpoint, about 0.1 s: eight at a time share them), then stops what was started;
+        a private cluster goes with its folder, databases and all."""
+        ours = {cluster.url for cluster in self._clusters.values()}
+        made = [(server, name) for server, name in self._created if server not in ours]
         try:
-            for server, name in self._created:
-                with self._admin(server) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda created: self._drop(*created), made))
         finally:
             self._stack.close()
+
+    def _drop(self, server: str, name: str) -> None:
+        with self._admin(server) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def server(self, leg: str) -> str:
         """The URL of a server database of a Postgres leg, in which we may create databases."""
