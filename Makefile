@@ -19,14 +19,17 @@ lint:
 	$(BIN)/mypy stratus_sql
 	$(BIN)/mypy tests
 
-# The failover tests run on servers of their own, in a second pytest beside the rest; their
-# output follows the rest's, and either failing fails the target.
+# Tests that share no database with the rest (the failover tests on their own formation,
+# the packaging tests on files of their own, the browser test on a private cluster) run in a
+# second pytest beside the rest; its output follows theirs, and either failing fails `test`.
+ASIDE := tests/test_failover.py tests/test_packaging.py tests/test_web_browser.py
+
 test: lint
 	@log=$$(mktemp); \
-	$(BIN)/pytest -p no:cacheprovider tests/test_failover.py >"$$log" 2>&1 & ha=$$!; \
-	$(BIN)/pytest --ignore=tests/test_failover.py; rest=$$?; \
-	wait $$ha; failover=$$?; cat "$$log"; rm -f "$$log"; \
-	test $$rest -eq 0 && test $$failover -eq 0
+	$(BIN)/pytest -p no:cacheprovider $(ASIDE) >"$$log" 2>&1 & aside=$$!; \
+	$(BIN)/pytest $(addprefix --ignore=,$(ASIDE)); rest=$$?; \
+	wait $$aside; other=$$?; cat "$$log"; rm -f "$$log"; \
+	test $$rest -eq 0 && test $$other -eq 0
 
 demo:
 	$(BIN)/python -m stratus_sql.cli.demo
