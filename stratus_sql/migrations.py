@@ -247,10 +247,11 @@ def _yoyo_postgres_url(url: str) -> str:
             if found is None:
                 raise ConfigError(f"DATABASE_URL: cannot read the host {host!r}")
             names.append(found["name"].strip("[]"))
-            ports.append(found["port"] or "5432")
-        query = "&".join(
-            filter(None, [f"host={','.join(names)}&port={','.join(ports)}", parts.query])
-        )
+            ports.append(found["port"] or "")  # empty: libpq's default, as asyncpg's
+        hosts_query = f"host={','.join(names)}"
+        if any(ports):
+            hosts_query += f"&port={','.join(ports)}"
+        query = "&".join(filter(None, [hosts_query, parts.query]))
         parts = parts._replace(netloc=credentials + at, query=query)
     return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
 
