@@ -27,6 +27,7 @@ ASIDE := tests/test_failover.py tests/test_packaging.py tests/test_web_browser.p
 test: lint
 	@log=$$(mktemp); \
 	$(BIN)/pytest -p no:cacheprovider $(ASIDE) >"$$log" 2>&1 & aside=$$!; \
+	trap 'kill $$aside 2>/dev/null; wait $$aside; cat "$$log"; rm -f "$$log"; exit 130' INT TERM; \
 	$(BIN)/pytest $(addprefix --ignore=,$(ASIDE)); rest=$$?; \
 	wait $$aside; other=$$?; cat "$$log"; rm -f "$$log"; \
 	test $$rest -eq 0 && test $$other -eq 0

@@ -17,6 +17,7 @@ own, and nothing else on a server is touched.
 from __future__ import annotations
 
 import secrets
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -39,6 +40,16 @@ LEG_OF_FIXTURE = {
     "pgbouncer_server": "pgbouncer",
     "postgres_bindir": "postgres",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM interrupts the run as Ctrl-C does, so the fixtures' teardowns still stop the
+    servers they started (`make test` stops its second pytest so when it is interrupted)."""
+
+    def interrupt(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.servers import free_port, service_account, service_folder, wait_gone
+from tests.servers import free_port, running, service_account, service_folder, wait_gone
 
 PG_AUTOCTL = Path("/usr/bin/pg_autoctl")
 PG_CTL = Path("/usr/lib/postgresql/15/bin/pg_ctl")
@@ -54,6 +54,7 @@ class Formation:
     monitor_port: int
     ports: dict[str, int] = field(default_factory=dict)
     keepers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: list[subprocess.Popen[bytes]] = field(default_factory=list)  # switchovers
 
     @property
     def monitor_url(self) -> str:
@@ -109,19 +110,23 @@ class Formation:
 
     def kill(self, node: str) -> None:
         """kill -9 of the node's keeper, its services and its postmaster (one process group)."""
-        keeper = self.keepers.pop(node)
+        keeper = self.keepers[node]
         os.killpg(keeper.pid, signal.SIGKILL)
         keeper.wait(timeout=10)
+        del self.keepers[node]
         pid_file = self.directory / node / "postmaster.pid"
         if pid_file.exists():
             wait_gone(int(pid_file.read_text().split()[0]))
 
     def switchover(self) -> subprocess.Popen[bytes]:
-        """`pg_autoctl perform switchover`, started; the caller waits for it."""
-        return self._autoctl_process(
+        """`pg_autoctl perform switchover`, started; the caller waits for it (teardown stops
+        it if the caller did not)."""
+        process = self._autoctl_process(
             "switchover.log",
             "perform", "switchover", "--pgdata", str(self.directory / NODES[0]), "--wait", "60",
         )  # fmt: skip
+        self.commands.append(process)
+        return process
 
     def start_keeper(self, name: str) -> None:
         self.keepers[name] = self._autoctl_process(
@@ -211,19 +216,33 @@ def _create(found: Formation) -> None:
 
 def _stop(found: Formation) -> None:
     """Every process group of the formation: SIGTERM (pg_autoctl stops its server), then
-    SIGKILL of what is left after 10 s."""
-    keepers = list(found.keepers.values())
-    for keeper in keepers:
+    SIGKILL of what is left after 10 s; then any postmaster still running (one left by a
+    failed `create`) by its PID."""
+    groups = [*found.keepers.values(), *found.commands]
+    for process in groups:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(keeper.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    for keeper in keepers:
+    for process in groups:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            keeper.wait(timeout=max(0.1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(keeper.pid, signal.SIGKILL)
-        keeper.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
     for data in ("monitor", *NODES):
         pid_file = found.directory / data / "postmaster.pid"
         if pid_file.exists():
-            wait_gone(int(pid_file.read_text().split()[0]))
+            pid = int(pid_file.read_text().split()[0])
+            wait_gone(pid)
+            if running(pid) and _serves(pid, found.directory / data):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_gone(pid)
+
+
+def _serves(pid: int, data: Path) -> bool:
+    """Whether the process is the postmaster of that data folder (not a reused PID)."""
+    try:
+        return str(data) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False

@@ -201,7 +201,7 @@ def private_cluster(bindir: Path, *settings: str) -> Iterator[Cluster]:
     """initdb in a new temporary folder, started on a free loopback port; stopped and removed
     on the way out, also when the setup failed. `settings` are extra lines of
     postgresql.conf."""
-    with service_folder("stratus_cluster_") as directory:
+    with service_folder(f"stratus_cluster_{os.getpid()}_") as directory:
         cluster = Cluster(bindir, directory, free_port())
         cluster.run("initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "-N",
                     "-E", "UTF8", "--locale", "C.UTF-8")  # fmt: skip
