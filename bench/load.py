@@ -145,14 +145,25 @@ async def failover_ladder(args: argparse.Namespace) -> int:
             async with await stratus_sql.connect(url, settings=settings) as db:
                 people = await make_users(db, 50, f"failover.{step}.{os.getpid()}")
                 ledger = Ledger()
+                primary = found.primary()
                 killed: list[float] = []
+                killing: list[asyncio.Task[None]] = []
 
-                def at(elapsed: float, killed: list[float] = killed) -> None:
+                def at(
+                    elapsed: float,
+                    killed: list[float] = killed,
+                    killing: list[asyncio.Task[None]] = killing,
+                    primary: str = primary,
+                ) -> None:
+                    # The kill waits for the processes to go: off the event loop, which
+                    # keeps sending requests meanwhile.
                     if not killed and elapsed >= args.seconds / 2:
                         killed.append(time.monotonic())
-                        found.kill(found.primary())
+                        kill = asyncio.to_thread(found.kill, primary)
+                        killing.append(asyncio.create_task(kill))
 
                 await open_loop(db, ledger, people, rate=rate, seconds=args.seconds, at=at)
+                await asyncio.gather(*killing)
                 report(ledger, args.seconds, f"{rate:g} requests/s, primary killed halfway")
                 recovery = ledger.first_ack_after(killed[0], list(WRITES))
                 print(

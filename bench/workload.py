@@ -12,6 +12,7 @@ HdrHistogram per operation, in microseconds (3 significant digits).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -121,18 +122,16 @@ class Ledger:
         ]
         return min(acked) - moment if acked else None
 
-    def outage(self, moment: float, operations: Sequence[str]) -> float:
-        """Seconds from the first failed write meant to start after `moment` to the first
-        acknowledged write meant to start after that failure; 0 when none failed."""
-        failed = [
-            o.intended
+    def longest_gap(self, start: float, end: float, operations: Sequence[str]) -> float:
+        """The longest time between `start` and `end` in which no write was acknowledged
+        (the ends of acknowledged writes, and the bounds, taken in order)."""
+        ends = sorted(
+            o.ended
             for o in self.outcomes
-            if o.error is not None and o.operation in operations and o.intended >= moment
-        ]
-        if not failed:
-            return 0.0
-        back = self.first_ack_after(min(failed), operations)
-        return float("inf") if back is None else back
+            if o.error is None and o.operation in operations and start <= o.ended <= end
+        )
+        moments = [start, *ends, end]
+        return max(b - a for a, b in itertools.pairwise(moments))
 
 
 @dataclass
@@ -243,10 +242,11 @@ async def open_loop(
     mix: dict[str, float] = MIX,
     seed: int = 0,
     at: Callable[[float], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> float:
-    """Starts requests at `rate` a second (Poisson arrivals) for `seconds`, then waits for
-    every one to end; returns the seconds the arrivals lasted. `at(elapsed)` is called
-    between arrivals (a test uses it to cause a fault at a chosen moment)."""
+    """Starts requests at `rate` a second (Poisson arrivals) for `seconds`, or until `stop`
+    is set, then waits for every one to end; returns the seconds the arrivals lasted.
+    `at(elapsed)` is called between arrivals (a bench uses it to cause a fault)."""
     rng = random.Random(seed)
     names, weights = list(mix), list(mix.values())
     begun = time.monotonic()
@@ -254,7 +254,7 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
     while True:
         intended += rng.expovariate(rate)
-        if intended - begun >= seconds:
+        if intended - begun >= seconds or (stop is not None and stop.is_set()):
             break
         delay = intended - time.monotonic()
         if delay > 0:
@@ -269,7 +269,7 @@ async def open_loop(
         task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.gather(*tasks)
-    return seconds
+    return min(seconds, time.monotonic() - begun)
 
 
 async def audit(url: str, ledger: Ledger, people: Sequence[Person]) -> list[str]:
