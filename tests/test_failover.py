@@ -97,6 +97,9 @@ async def ride_through(found: Formation, fault: str) -> tuple[Ledger, float, flo
     ledger = Ledger()
     async with db:
         people = await make_users(db, 8, f"{fault}.{time.monotonic_ns()}")
+        who = people[0].user_id
+        await memory.store_memory(db, user_id=who, key="antes", value="pouso antes da falha",
+                                  memory_type="critical", importance_score=1)  # fmt: skip
         stop = asyncio.Event()
         load = asyncio.create_task(
             open_loop(db, ledger, people, rate=RATE, seconds=120, mix=WRITES, seed=1, stop=stop)
@@ -142,12 +145,12 @@ async def ride_through(found: Formation, fault: str) -> tuple[Ledger, float, flo
         assert cache is not None
         assert cache.active
         assert await listening_on(found, new) == 1
-        who = people[0].user_id
         await memory.store_memory(db, user_id=who, key="após", value="1",
                                   memory_type="critical", importance_score=1)  # fmt: skip
         assert (await memory.get_memory(db, who, "após")) is not None
-        # Reads on prefer-standby still answer.
-        assert await memory.search_memories(db, who, "pouso") is not None
+        # Reads on prefer-standby still answer, with what was written before the fault.
+        hits = await memory.search_memories(db, who, "falha")
+        assert "antes" in [hit.entry.key for hit in hits]
     return ledger, struck, settled
 
 
