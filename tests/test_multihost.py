@@ -30,6 +30,11 @@ def test_where_names_every_host_and_never_the_password() -> None:
     assert where(url) == "h1:5433,h2:5432,[::1]:6/stratus"
 
 
+def test_a_multi_host_url_with_an_unreadable_port_is_refused_before_connecting() -> None:
+    with pytest.raises(stratus_sql.ConfigError, match="cannot read the host 'h2:porta'"):
+        stratus_sql.apply_migrations("postgresql://ana@127.0.0.1:1,h2:porta/stratus")
+
+
 async def test_a_multi_host_url_migrates_and_connects_past_a_dead_host(
     new_pg_database: Callable[[], str],
 ) -> None:
