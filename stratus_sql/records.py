@@ -315,11 +315,14 @@ class MetricRollup(Record):
 class SeriesBucket(MetricBucket):
     """A row of the series statements: a MetricBucket before its p95 is estimated, with the
     sketches of processing time of its parts end to end (bins and their counts, a bin
-    repeated once per part; rollups only), and where the raw samples kept start
-    (`pruned_before`, None when none was pruned)."""
+    repeated once per part; rollups only), the bin from which those counts are complete
+    (`sketch_complete_from`: some hours gave only their top bins; None when all gave every
+    bin), and where the raw samples kept start (`pruned_before`, None when none was
+    pruned)."""
 
     sketch_bins: list[int] | None
     sketch_counts: list[int] | None
+    sketch_complete_from: int | None
     pruned_before: datetime | None
 
 

@@ -259,6 +259,7 @@ AFTER_0007 = [
     "0009.metrics_rollups",
     "0010.api_keys",
     "0011.series_cut_hours",
+    "0012.series_cut_parts",
 ]
 
 

@@ -20,7 +20,8 @@ from stratus_sql import Database, InvalidInput, NotFound, SamplesPruned, UsageEr
 from stratus_sql.cli import main
 from stratus_sql.engine import Actor
 from stratus_sql.queries import dashboards, metrics, users
-from stratus_sql.records import MetricBucket, User
+from stratus_sql.records import User
+from tests.checks import assert_close
 
 Sample = dict[str, Any]
 SCOPES = ("user", "dashboard", "both", "organisation")
@@ -64,26 +65,6 @@ def edge_times(now: datetime, days: int) -> list[datetime]:
             edge = now - timedelta(seconds=(count - i) * width)
             out += [edge + timedelta(microseconds=d) for d in (-1, 0, 1)]
     return out
-
-
-def assert_close(rolled: list[MetricBucket], exact: list[MetricBucket]) -> None:
-    """The default series equals the exact one, p95 within the sketch's 1%."""
-    assert [b.bucket_start for b in rolled] == [b.bucket_start for b in exact]
-    for got, want in zip(rolled, exact, strict=True):
-        assert got.samples == want.samples, got.bucket_start
-        assert got.error_rate_max == want.error_rate_max
-        for name in ("ia_efficiency", "model_accuracy", "processing_time_ms", "memory_usage_mb"):
-            value = getattr(want, name)
-            if value is None:
-                assert getattr(got, name) is None
-            else:
-                assert getattr(got, name) == pytest.approx(value, rel=1e-9, abs=1e-12)
-        if want.processing_time_p95_ms is None:
-            assert got.processing_time_p95_ms is None
-        else:
-            assert got.processing_time_p95_ms == pytest.approx(
-                want.processing_time_p95_ms, rel=0.01 + 1e-12, abs=1e-12
-            )
 
 
 async def compare_every_series(

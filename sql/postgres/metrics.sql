@@ -109,38 +109,46 @@ rollups AS (
       AND hour >= :since::timestamptz AND hour < :now::timestamptz
 ),
 rolled AS (
-    SELECT s.i, r.*
+    SELECT s.i, r.samples, r.ia_efficiency_sum, r.model_accuracy_sum,
+           r.processing_time_ms_sum, r.memory_usage_mb_sum, r.error_rate_sum, r.error_rate_max,
+           t.sketch_bins, t.sketch_counts, t.complete_from
     FROM series AS s
     CROSS JOIN params AS p
     JOIN rollups AS r
       ON r.hour >= s.b_start AND r.hour < s.b_end
      AND (r.hour + interval '1 hour' <= s.b_end OR r.hour + interval '1 hour' <= p.horizon)
+    CROSS JOIN LATERAL (
+        -- The hour's top `sketch_tail` bins, and the lowest of them when others are left out.
+        SELECT greatest(cardinality(r.sketch_bins) - :sketch_tail::integer + 1, 1) AS first
+    ) AS f
+    CROSS JOIN LATERAL (
+        SELECT r.sketch_bins[f.first:] AS sketch_bins,
+               r.sketch_counts[f.first:] AS sketch_counts,
+               CASE WHEN f.first > 1 THEN r.sketch_bins[f.first] END AS complete_from
+    ) AS t
 ),
--- The hours a bucket edge (the window's two included) cuts, where samples are kept.
+-- The pieces of the hours a bucket edge (the window's two included) cuts, where samples
+-- are kept: before the edge in the bucket that ends there, from it in the one that starts.
 cut AS (
-    SELECT DISTINCT greatest(h.hour, p.since, p.horizon) AS lo,
-                    least(h.hour + interval '1 hour', p.until) AS hi
+    SELECT row_number() OVER (ORDER BY piece.lo) AS k, piece.*
     FROM params AS p
     CROSS JOIN generate_series(0, :buckets) AS j
-    CROSS JOIN LATERAL (SELECT date_trunc('hour', p.since + j * p.width, 'UTC') AS hour) AS h
-    WHERE h.hour <> p.since + j * p.width
+    CROSS JOIN LATERAL (SELECT p.since + j * p.width AS edge) AS e
+    CROSS JOIN LATERAL (SELECT date_trunc('hour', e.edge, 'UTC') AS hour) AS h
+    CROSS JOIN LATERAL (
+        VALUES (j - 1, greatest(h.hour, p.since, p.horizon), e.edge),
+               (j, greatest(e.edge, p.horizon), least(h.hour + interval '1 hour', p.until))
+    ) AS piece (i, lo, hi)
+    WHERE h.hour <> e.edge AND piece.i BETWEEN 0 AND :buckets - 1 AND piece.lo < piece.hi
 ),
 edge AS (
-    SELECT floor(extract(epoch FROM m."timestamp" - p.since) / :bucket_seconds)::integer AS i,
-           metrics_sketch_bin(m.processing_time_ms) AS bin,
-           count(*) AS n,
-           sum(m.ia_efficiency) AS ia_efficiency_sum,
-           sum(m.model_accuracy) AS model_accuracy_sum,
-           sum(m.processing_time_ms) AS processing_time_ms_sum,
-           sum(m.memory_usage_mb) AS memory_usage_mb_sum,
-           sum(m.error_rate) AS error_rate_sum,
-           max(m.error_rate) AS error_rate_max
-    FROM params AS p
-    CROSS JOIN metrics_between(
-        ARRAY(SELECT lo FROM cut ORDER BY lo), ARRAY(SELECT hi FROM cut ORDER BY lo),
+    SELECT c.i, g.bin, g.samples AS n, g.ia_efficiency_sum, g.model_accuracy_sum,
+           g.processing_time_ms_sum, g.memory_usage_mb_sum, g.error_rate_sum, g.error_rate_max
+    FROM metrics_cut_parts(
+        ARRAY(SELECT lo FROM cut ORDER BY k), ARRAY(SELECT hi FROM cut ORDER BY k),
         :user_id::uuid, :dashboard_id::uuid
-    ) AS m
-    GROUP BY 1, 2
+    ) AS g
+    JOIN cut AS c ON c.k = g.part
 ),
 parts AS (
     SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
@@ -153,11 +161,11 @@ parts AS (
 ),
 sketches AS (
     SELECT i, metrics_concat(sketch_bins) AS sketch_bins,
-           metrics_concat(sketch_counts) AS sketch_counts
+           metrics_concat(sketch_counts) AS sketch_counts, max(complete_from) AS complete_from
     FROM (
-        SELECT i, sketch_bins, sketch_counts FROM rolled
+        SELECT i, sketch_bins, sketch_counts, complete_from FROM rolled
         UNION ALL
-        SELECT i, array_agg(bin), array_agg(n) FROM edge GROUP BY i
+        SELECT i, array_agg(bin), array_agg(n), NULL FROM edge GROUP BY i
     ) AS both_kinds
     GROUP BY i
 ),
@@ -181,6 +189,7 @@ SELECT s.b_start AS bucket_start,
        t.error_rate_max,
        k.sketch_bins,
        k.sketch_counts,
+       k.complete_from AS sketch_complete_from,
        nullif(p.horizon, '-infinity') AS pruned_before
 FROM series AS s
 CROSS JOIN params AS p
@@ -215,6 +224,7 @@ SELECT s.bucket_start,
        b.error_rate_max,
        NULL::integer[] AS sketch_bins,
        NULL::bigint[] AS sketch_counts,
+       NULL::integer AS sketch_complete_from,
        (SELECT pruned_before FROM metrics_retention) AS pruned_before
 FROM series AS s
 CROSS JOIN LATERAL (

@@ -275,6 +275,9 @@ SELECT b.b_start AS bucket_start,
        t.error_rate_max,
        k.sketch_bins,
        k.sketch_counts,
+       -- Whole sketches: every bin of a JSON object is parsed all the same, so reading only
+       -- an hour's top `sketch_tail` bins (as PostgreSQL does) would save nothing here.
+       CASE WHEN :sketch_tail > 0 THEN NULL END AS sketch_complete_from,
        nullif(o.horizon, '') AS pruned_before
 FROM buckets AS b
 CROSS JOIN origin AS o
@@ -353,6 +356,7 @@ SELECT strftime('%Y-%m-%dT%H:%M:%S', o.seconds + s.i * :bucket_seconds, 'unixepo
        f.error_rate_max,
        NULL AS sketch_bins,
        NULL AS sketch_counts,
+       NULL AS sketch_complete_from,
        (SELECT pruned_before FROM metrics_retention) AS pruned_before
 FROM series AS s
 CROSS JOIN origin AS o

@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Sequence
 
-__all__ = ["ACCURACY", "ZERO_BIN", "p95", "value_of"]
+__all__ = ["ACCURACY", "ZERO_BIN", "Incomplete", "p95", "value_of"]
 
 ACCURACY = 0.01
 GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
@@ -32,29 +32,48 @@ def value_of(k: int) -> float:
     return min(value, sys.float_info.max)
 
 
-def p95(bins: Sequence[int], counts: Sequence[int]) -> float | None:
+class Incomplete(Exception):
+    """The counts given do not reach the ranks the 95th percentile needs."""
+
+
+def p95(
+    bins: Sequence[int],
+    counts: Sequence[int],
+    total: int | None = None,
+    complete_from: int | None = None,
+) -> float | None:
     """The 95th percentile as percentile_cont computes it (linear interpolation between the
     values at ranks floor(h) and floor(h) + 1, h = 0.95 (n - 1)), each value estimated by its
     bucket; None for an empty sketch. `bins[i]` holds `counts[i]` values; a bin may repeat
-    (the sketches of several hours end to end)."""
+    (the sketches of several hours end to end).
+
+    With `complete_from`, only the bins from it up are complete (parts gave only their top
+    bins), and `total` says how many values there are in all: the ranks are counted from the
+    top, so the result is the one the whole sketches give, or Incomplete is raised when a
+    rank needed falls below `complete_from`."""
     merged: dict[int, int] = {}
     for k, n in zip(bins, counts, strict=True):
         merged[k] = merged.get(k, 0) + n
-    ordered = sorted(merged.items())
-    total = sum(merged.values())
+    if complete_from is None or total is None:
+        total = sum(merged.values())
     if total <= 0:
         return None
+    from_top = sorted(merged.items(), reverse=True)
     h = 0.95 * (total - 1)
     low = math.floor(h)
-    low_value = _at(ordered, low)
-    return low_value + (h - low) * (_at(ordered, min(low + 1, total - 1)) - low_value)
+    low_value = _at(from_top, total - 1 - low, complete_from)
+    high_value = _at(from_top, total - 1 - min(low + 1, total - 1), complete_from)
+    return low_value + (h - low) * (high_value - low_value)
 
 
-def _at(bins: list[tuple[int, int]], rank: int) -> float:
-    """The estimated value at `rank` (0-based) of bins sorted by bucket."""
+def _at(from_top: list[tuple[int, int]], rank: int, complete_from: int | None) -> float:
+    """The estimated value at `rank` counted from the largest (0-based), of bins sorted
+    from the largest."""
     seen = 0
-    for k, n in bins:
+    for k, n in from_top:
+        if complete_from is not None and k < complete_from:
+            raise Incomplete(f"rank {rank} from the top is below bin {complete_from}")
         seen += n
         if seen > rank:
             return value_of(k)
-    return value_of(bins[-1][0])
+    raise Incomplete(f"rank {rank} from the top is past the counts given")

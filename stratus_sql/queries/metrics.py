@@ -239,7 +239,9 @@ async def dashboard_series(
     `exact=True` computes every statistic from the samples (p95 by percentile_cont), and
     raises SamplesPruned when the window reaches back before the samples kept.
 
-    Statements: `dashboard_series`, or `dashboard_series_exact` with `exact=True`.
+    Statements: `dashboard_series` (a second time with whole sketches when the top bins of
+    some hour do not reach the p95; README, "Rollups, the p95 sketch and retention"), or
+    `dashboard_series_exact` with `exact=True`.
 
     With `actor` (on a Database, outside a transaction) the series is read in a transaction
     of its own scoped to that actor by row-level security: only the samples and rollups the
@@ -315,34 +317,63 @@ async def _series(
     }
     # Hourly buckets off the hour hold no whole hour: every sample is read either way, and
     # reading them for the exact statistics is the cheaper (unless they were pruned).
-    utc = now.astimezone(UTC)
     from_samples = exact or (
-        width == 3600 and (utc.minute, utc.second, utc.microsecond) != (0, 0, 0)
+        width == 3600 and (now.minute, now.second, now.microsecond) != (0, 0, 0)
     )
-    rows = await db.fetch_many(
-        SeriesBucket,
-        STATEMENTS.dashboard_series_exact if from_samples else STATEMENTS.dashboard_series,
-        **args,
-    )
-    kept_from = rows[0].pruned_before if rows else None
-    if from_samples and not exact and kept_from is not None and kept_from > since:
-        from_samples = False
-        rows = await db.fetch_many(SeriesBucket, STATEMENTS.dashboard_series, **args)
-    if exact and kept_from is not None and kept_from > since:
-        raise SamplesPruned(
-            f"the samples before {kept_from:%Y-%m-%d} were pruned: exact=True cannot "
-            f"compute a series from {since:%Y-%m-%d %H:%M}; the default reads the rollups",
-            kept_from,
+    if from_samples:
+        rows = await db.fetch_many(SeriesBucket, STATEMENTS.dashboard_series_exact, **args)
+        kept_from = rows[0].pruned_before if rows else None
+        if kept_from is not None and kept_from > since:
+            if exact:
+                raise SamplesPruned(
+                    f"the samples before {kept_from:%Y-%m-%d} were pruned: exact=True cannot "
+                    f"compute a series from {since:%Y-%m-%d %H:%M}; the default reads the "
+                    "rollups",
+                    kept_from,
+                )
+            from_samples = False
+    if from_samples:
+        return [_bucket(row, row.processing_time_p95_ms) for row in rows]
+    return await _series_from_rollups(db, args)
+
+
+# How many of an hour's sketch bins (its largest) the series reads first: p95 needs the
+# counts above it only, so unless an hour's lower bins reach up to it (a much slower hour
+# than the rest of its bucket) the result is the whole sketches'; when they do, the series
+# is read again with every bin. 32 bins span a factor of 1.9.
+SKETCH_TAIL = 32
+_WHOLE_SKETCHES = 2**31 - 1
+
+
+async def _series_from_rollups(db: Executor, args: dict[str, Any]) -> list[MetricBucket]:
+    for tail in (SKETCH_TAIL, _WHOLE_SKETCHES):
+        rows = await db.fetch_many(
+            SeriesBucket, STATEMENTS.dashboard_series, **args, sketch_tail=tail
         )
-    out = []
-    for row in rows:
-        fields = row.model_dump(exclude={"sketch_bins", "sketch_counts", "pruned_before"})
-        if not from_samples:
-            fields["processing_time_p95_ms"] = _sketch.p95(
-                row.sketch_bins or [], row.sketch_counts or []
-            )
-        out.append(MetricBucket.model_construct(**fields))
-    return out
+        try:
+            return [
+                _bucket(
+                    row,
+                    _sketch.p95(
+                        row.sketch_bins or [],
+                        row.sketch_counts or [],
+                        row.samples,
+                        row.sketch_complete_from,
+                    ),
+                )
+                for row in rows
+            ]
+        except _sketch.Incomplete:
+            continue
+    raise DatabaseError("dashboard_series: the whole sketches do not add up to their samples")
+
+
+def _bucket(row: SeriesBucket, p95: float | None) -> MetricBucket:
+    fields = row.model_dump(
+        exclude={"sketch_bins", "sketch_counts", "sketch_complete_from", "pruned_before"}
+    )
+    fields["processing_time_p95_ms"] = p95
+    return MetricBucket.model_construct(**fields)
 
 
 _SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None, bool, Actor | None]

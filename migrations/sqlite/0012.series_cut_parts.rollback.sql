@@ -1,0 +1,1 @@
+-- Nothing to undo (see 0012.series_cut_parts.sql).

@@ -1,0 +1,4 @@
+-- PostgreSQL reads the cut hours of a series grouped from 0012 on; SQLite reads them in its
+-- series statement (sql/sqlite/metrics.sql), so it has nothing to change. The number is kept
+-- so both dialects count their migrations alike.
+-- depends: 0011.series_cut_hours
