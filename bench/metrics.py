@@ -192,7 +192,8 @@ def statement_args(period: str, now: datetime, user_id: uuid.UUID | None) -> lis
     count, width = metrics.PERIODS[period]
     return SERIES.positional(
         {"since": now - timedelta(seconds=count * width), "now": now, "bucket_seconds": width,
-         "buckets": count, "user_id": user_id, "dashboard_id": None}
+         "buckets": count, "user_id": user_id, "dashboard_id": None,
+         "sketch_tail": metrics.SKETCH_TAIL}
     )  # fmt: skip
 
 

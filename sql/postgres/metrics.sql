@@ -62,7 +62,9 @@ SELECT metrics_rebuild_rollups(:since);
 -- the whole hours inside it and the samples of the hours a bucket edge cuts. Counts, sums,
 -- min and max add up exactly. The sketches of processing time of the bucket's hours, and the
 -- bins of its cut hours' samples, come end to end (`sketch_bins`, `sketch_counts`): the
--- layer adds up each bin's counts and estimates p95 from them.
+-- layer adds up each bin's counts and estimates p95 from them. Each hour gives only its top
+-- `sketch_tail` bins; `sketch_complete_from` is the highest of the lowest bins kept by the
+-- hours that left some out (NULL: none did), from which the counts are complete.
 -- An hour whose samples were pruned counts whole in the bucket where it starts.
 WITH params AS (
     SELECT :since::timestamptz AS since,
