@@ -1,5 +1,5 @@
 -- The default series reads the samples of the hours bucket edges cut already grouped: per
--- piece of a cut hour (the part of it in one bucket) and sketch bin, the count, the sums and
+-- piece of a cut hour (one side of its bucket edge) and sketch bin, the count, the sums and
 -- the worst error rate, in the function that scans them. Returning every sample (as
 -- metrics_between does) to be binned and bucketed by the series statement cost 28 ms for the
 -- 36,000 samples of a 30-day series over 1,000,000 (EXPLAIN ANALYZE). The function is

@@ -59,12 +59,17 @@ SELECT metrics_rebuild_rollups(:since);
 
 -- name: dashboard_series :many -> SeriesBucket
 -- The series of dashboard_series_exact from the hourly rollups: a bucket takes the rollups of
--- the whole hours inside it and the samples of the hours a bucket edge cuts. Counts, sums,
--- min and max add up exactly. The sketches of processing time of the bucket's hours, and the
--- bins of its cut hours' samples, come end to end (`sketch_bins`, `sketch_counts`): the
--- layer adds up each bin's counts and estimates p95 from them. Each hour gives only its top
--- `sketch_tail` bins; `sketch_complete_from` is the highest of the lowest bins kept by the
--- hours that left some out (NULL: none did), from which the counts are complete.
+-- the whole hours inside it, and its parts of the hours a bucket edge cuts. Of a cut hour,
+-- the samples of one side of the edge are read (at the window's end the side after `now`,
+-- else the shorter), and the other side is the hour's rollup less them: counts, sums and
+-- sketch counts subtract exactly. Its worst error rate is the hour's when the side read
+-- does not hold it, or when no sample of that side could raise its bucket's worst above the
+-- whole hours' (the hour's worst is no higher); otherwise that side is read too.
+-- The sketches of processing time come end to end (`sketch_bins`, `sketch_counts`, the
+-- counts of a side subtracted negative): the layer adds up each bin's counts and estimates
+-- p95 from them. Each hour gives only its top `sketch_tail` bins; `sketch_complete_from`
+-- is the highest of the lowest bins kept by the hours that left some out (NULL: none did),
+-- from which the counts are complete.
 -- An hour whose samples were pruned counts whole in the bucket where it starts.
 WITH params AS (
     SELECT :since::timestamptz AS since,
@@ -82,7 +87,7 @@ rollups AS (
     FROM metrics_hourly
     WHERE :user_id::uuid IS NULL AND :dashboard_id::uuid IS NULL
       AND user_id IS NULL AND dashboard_id IS NULL
-      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+      AND hour >= date_trunc('hour', :since::timestamptz, 'UTC') AND hour < :now::timestamptz
       AND NOT (current_user = 'stratus_scoped' AND NOT stratus_actor_is_admin())
     UNION ALL
     -- A scoped actor who is no admin sees only their own samples, so the organisation's
@@ -93,14 +98,14 @@ rollups AS (
     WHERE :user_id::uuid IS NULL AND :dashboard_id::uuid IS NULL
       AND current_user = 'stratus_scoped' AND NOT stratus_actor_is_admin()
       AND user_id = stratus_actor() AND dashboard_id IS NULL
-      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+      AND hour >= date_trunc('hour', :since::timestamptz, 'UTC') AND hour < :now::timestamptz
     UNION ALL
     SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
     FROM metrics_hourly
     WHERE :user_id::uuid IS NOT NULL AND :dashboard_id::uuid IS NULL
       AND user_id = :user_id::uuid AND dashboard_id IS NULL
-      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+      AND hour >= date_trunc('hour', :since::timestamptz, 'UTC') AND hour < :now::timestamptz
     UNION ALL
     SELECT hour, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max, sketch_bins, sketch_counts
@@ -108,67 +113,147 @@ rollups AS (
     WHERE :dashboard_id::uuid IS NOT NULL
       AND dashboard_id = :dashboard_id::uuid
       AND (:user_id::uuid IS NULL OR user_id = :user_id::uuid)
-      AND hour >= :since::timestamptz AND hour < :now::timestamptz
+      AND hour >= date_trunc('hour', :since::timestamptz, 'UTC') AND hour < :now::timestamptz
 ),
-rolled AS (
-    SELECT s.i, r.samples, r.ia_efficiency_sum, r.model_accuracy_sum,
+-- Each hour's top bins, and the lowest of them when others are left out.
+hours AS (
+    SELECT r.hour, r.samples, r.ia_efficiency_sum, r.model_accuracy_sum,
            r.processing_time_ms_sum, r.memory_usage_mb_sum, r.error_rate_sum, r.error_rate_max,
-           t.sketch_bins, t.sketch_counts, t.complete_from
-    FROM series AS s
-    CROSS JOIN params AS p
-    JOIN rollups AS r
-      ON r.hour >= s.b_start AND r.hour < s.b_end
-     AND (r.hour + interval '1 hour' <= s.b_end OR r.hour + interval '1 hour' <= p.horizon)
+           r.sketch_bins[f.first:] AS sketch_bins, r.sketch_counts[f.first:] AS sketch_counts,
+           CASE WHEN f.first > 1 THEN r.sketch_bins[f.first] END AS complete_from
+    FROM rollups AS r
     CROSS JOIN LATERAL (
-        -- The hour's top `sketch_tail` bins, and the lowest of them when others are left out.
         SELECT greatest(cardinality(r.sketch_bins) - :sketch_tail::integer + 1, 1) AS first
     ) AS f
-    CROSS JOIN LATERAL (
-        SELECT r.sketch_bins[f.first:] AS sketch_bins,
-               r.sketch_counts[f.first:] AS sketch_counts,
-               CASE WHEN f.first > 1 THEN r.sketch_bins[f.first] END AS complete_from
-    ) AS t
 ),
--- The pieces of the hours a bucket edge (the window's two included) cuts, where samples
--- are kept: before the edge in the bucket that ends there, from it in the one that starts.
+-- The whole hours of each bucket (an hour's bucket by arithmetic, exact to the microsecond).
+rolled AS (
+    SELECT b.i, h.*
+    FROM hours AS h
+    CROSS JOIN params AS p
+    CROSS JOIN LATERAL (
+        SELECT floor(date_part('epoch', h.hour - p.since) / :bucket_seconds)::integer AS i
+    ) AS b
+    WHERE h.hour >= p.since
+      AND (h.hour + interval '1 hour' <= p.since + (b.i + 1) * p.width
+           OR h.hour + interval '1 hour' <= p.horizon)
+),
+-- The hours a bucket edge (the window's two included) cuts, where samples are kept: the side
+-- before the edge is bucket j - 1's, the side from it bucket j's (outside the window at
+-- its two ends). `k` numbers the side read.
 cut AS (
-    SELECT row_number() OVER (ORDER BY piece.lo) AS k, piece.*
+    SELECT row_number() OVER (ORDER BY h.hour) AS k, j - 1 AS i_before, j AS i_after,
+           h.hour, e.edge, s.read_before,
+           CASE WHEN s.read_before THEN h.hour ELSE e.edge END AS lo,
+           CASE WHEN s.read_before THEN e.edge ELSE h.hour + interval '1 hour' END AS hi,
+           CASE WHEN s.read_before THEN j ELSE j - 1 END AS i_other
     FROM params AS p
     CROSS JOIN generate_series(0, :buckets) AS j
     CROSS JOIN LATERAL (SELECT p.since + j * p.width AS edge) AS e
     CROSS JOIN LATERAL (SELECT date_trunc('hour', e.edge, 'UTC') AS hour) AS h
     CROSS JOIN LATERAL (
-        VALUES (j - 1, greatest(h.hour, p.since, p.horizon), e.edge),
-               (j, greatest(e.edge, p.horizon), least(h.hour + interval '1 hour', p.until))
-    ) AS piece (i, lo, hi)
-    WHERE h.hour <> e.edge AND piece.i BETWEEN 0 AND :buckets - 1 AND piece.lo < piece.hi
+        SELECT j < :buckets AND e.edge - h.hour < h.hour + interval '1 hour' - e.edge
+            AS read_before
+    ) AS s
+    WHERE h.hour <> e.edge AND h.hour >= p.horizon
 ),
-edge AS (
-    SELECT c.i, g.bin, g.samples AS n, g.ia_efficiency_sum, g.model_accuracy_sum,
-           g.processing_time_ms_sum, g.memory_usage_mb_sum, g.error_rate_sum, g.error_rate_max
+read AS (
+    SELECT c.k, g.*
     FROM metrics_cut_parts(
         ARRAY(SELECT lo FROM cut ORDER BY k), ARRAY(SELECT hi FROM cut ORDER BY k),
         :user_id::uuid, :dashboard_id::uuid
     ) AS g
     JOIN cut AS c ON c.k = g.part
 ),
+read_totals AS (
+    SELECT k, sum(samples) AS samples, sum(ia_efficiency_sum) AS ia_efficiency_sum,
+           sum(model_accuracy_sum) AS model_accuracy_sum,
+           sum(processing_time_ms_sum) AS processing_time_ms_sum,
+           sum(memory_usage_mb_sum) AS memory_usage_mb_sum,
+           sum(error_rate_sum) AS error_rate_sum, max(error_rate_max) AS error_rate_max
+    FROM read
+    GROUP BY k
+),
+-- The other side of each cut hour that has a rollup and lies in the window, and whether its
+-- worst error rate must be read.
+other AS (
+    SELECT c.k, c.i_other, h.*, t.samples AS read_samples,
+           t.ia_efficiency_sum AS read_ia_efficiency_sum,
+           t.model_accuracy_sum AS read_model_accuracy_sum,
+           t.processing_time_ms_sum AS read_processing_time_ms_sum,
+           t.memory_usage_mb_sum AS read_memory_usage_mb_sum,
+           t.error_rate_sum AS read_error_rate_sum,
+           t.error_rate_max >= h.error_rate_max
+               AND h.error_rate_max > coalesce(
+                   (SELECT max(w.error_rate_max) FROM rolled AS w WHERE w.i = c.i_other),
+                   '-infinity') AS read_too,
+           CASE WHEN c.read_before THEN c.edge ELSE c.hour END AS other_lo,
+           CASE WHEN c.read_before THEN c.hour + interval '1 hour' ELSE c.edge END AS other_hi
+    FROM cut AS c
+    JOIN hours AS h ON h.hour = c.hour
+    LEFT JOIN read_totals AS t ON t.k = c.k
+    WHERE c.i_other BETWEEN 0 AND :buckets - 1
+),
+other_read AS (
+    SELECT o.i_other AS i, g.*
+    FROM metrics_cut_parts(
+        ARRAY(SELECT other_lo FROM other WHERE read_too ORDER BY k),
+        ARRAY(SELECT other_hi FROM other WHERE read_too ORDER BY k),
+        :user_id::uuid, :dashboard_id::uuid
+    ) AS g
+    JOIN (SELECT row_number() OVER (ORDER BY k) AS part, i_other FROM other WHERE read_too)
+        AS o ON o.part = g.part
+),
 parts AS (
     SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max
     FROM rolled
     UNION ALL
-    SELECT i, n, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
+    SELECT CASE WHEN c.read_before THEN c.i_before ELSE c.i_after END, r.samples,
+           r.ia_efficiency_sum, r.model_accuracy_sum, r.processing_time_ms_sum,
+           r.memory_usage_mb_sum, r.error_rate_sum, r.error_rate_max
+    FROM read AS r
+    JOIN cut AS c ON c.k = r.k
+    UNION ALL
+    SELECT i, samples, ia_efficiency_sum, model_accuracy_sum, processing_time_ms_sum,
            memory_usage_mb_sum, error_rate_sum, error_rate_max
-    FROM edge
+    FROM other_read
+    UNION ALL
+    SELECT i_other, samples - coalesce(read_samples, 0),
+           ia_efficiency_sum - coalesce(read_ia_efficiency_sum, 0),
+           model_accuracy_sum - coalesce(read_model_accuracy_sum, 0),
+           processing_time_ms_sum - coalesce(read_processing_time_ms_sum, 0),
+           memory_usage_mb_sum - coalesce(read_memory_usage_mb_sum, 0),
+           error_rate_sum - coalesce(read_error_rate_sum, 0),
+           CASE WHEN samples > coalesce(read_samples, 0) THEN error_rate_max END
+    FROM other
+    WHERE NOT coalesce(read_too, false)
+),
+sketch_parts AS (
+    SELECT i, sketch_bins, sketch_counts, complete_from FROM rolled
+    UNION ALL
+    SELECT CASE WHEN c.read_before THEN c.i_before ELSE c.i_after END,
+           array_agg(r.bin), array_agg(r.samples), NULL
+    FROM read AS r
+    JOIN cut AS c ON c.k = r.k
+    GROUP BY 1
+    UNION ALL
+    SELECT i, array_agg(bin), array_agg(samples), NULL FROM other_read GROUP BY i
+    UNION ALL
+    -- The other side: the hour's sketch less the side read.
+    SELECT o.i_other, o.sketch_bins || coalesce(r.bins, '{}'),
+           o.sketch_counts || coalesce(r.counts, '{}'), o.complete_from
+    FROM other AS o
+    LEFT JOIN (
+        SELECT k, array_agg(bin) AS bins, array_agg(-samples) AS counts FROM read GROUP BY k
+    ) AS r ON r.k = o.k
+    WHERE NOT coalesce(o.read_too, false)
 ),
 sketches AS (
     SELECT i, metrics_concat(sketch_bins) AS sketch_bins,
            metrics_concat(sketch_counts) AS sketch_counts, max(complete_from) AS complete_from
-    FROM (
-        SELECT i, sketch_bins, sketch_counts, complete_from FROM rolled
-        UNION ALL
-        SELECT i, array_agg(bin), array_agg(n), NULL FROM edge GROUP BY i
-    ) AS both_kinds
+    FROM sketch_parts
+    WHERE i BETWEEN 0 AND :buckets - 1
     GROUP BY i
 ),
 totals AS (
@@ -178,15 +263,16 @@ totals AS (
            sum(memory_usage_mb_sum) AS memory_usage_mb, sum(error_rate_sum) AS error_rate,
            max(error_rate_max) AS error_rate_max
     FROM parts
+    WHERE i BETWEEN 0 AND :buckets - 1
     GROUP BY i
 )
 SELECT s.b_start AS bucket_start,
        coalesce(t.samples, 0) AS samples,
-       t.ia_efficiency / t.samples AS ia_efficiency,
-       t.model_accuracy / t.samples AS model_accuracy,
-       t.processing_time_ms / t.samples AS processing_time_ms,
-       t.memory_usage_mb / t.samples AS memory_usage_mb,
-       t.error_rate / t.samples AS error_rate,
+       t.ia_efficiency / nullif(t.samples, 0) AS ia_efficiency,
+       t.model_accuracy / nullif(t.samples, 0) AS model_accuracy,
+       t.processing_time_ms / nullif(t.samples, 0) AS processing_time_ms,
+       t.memory_usage_mb / nullif(t.samples, 0) AS memory_usage_mb,
+       t.error_rate / nullif(t.samples, 0) AS error_rate,
        NULL::double precision AS processing_time_p95_ms,
        t.error_rate_max,
        k.sketch_bins,
