@@ -3,7 +3,8 @@
 Every write of samples adds them to hourly rollups in the same transaction (PostgreSQL's
 trigger metrics_roll_up; on SQLite the statement `roll_up`). `dashboard_series` is one
 statement per backend: buckets are generated in SQL (so empty ones are there too); by
-default each reads the rollups of its whole hours and the samples of the hours its edges cut,
+default each reads the rollups of its whole hours and the samples of the hours its edges cut
+(on PostgreSQL of one side of each edge, the other side being the hour's rollup less them),
 and with `exact=True` every sample of the window. Retention (`prune`) drops raw months and
 keeps the rollups; `rebuild_rollups` recomputes them from the samples.
 """
