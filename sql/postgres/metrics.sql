@@ -64,7 +64,8 @@ SELECT metrics_rebuild_rollups(:since);
 -- else the shorter), and the other side is the hour's rollup less them: counts, sums and
 -- sketch counts subtract exactly. Its worst error rate is the hour's when the side read
 -- does not hold it, or when no sample of that side could raise its bucket's worst above the
--- whole hours' (the hour's worst is no higher); otherwise that side is read too.
+-- whole hours' (the hour's worst is no higher); otherwise, or when the side read holds over
+-- 3/4 of a sum (the difference would lose more than float rounding), that side is read too.
 -- The sketches of processing time come end to end (`sketch_bins`, `sketch_counts`, the
 -- counts of a side subtracted negative): the layer adds up each bin's counts and estimates
 -- p95 from them. Each hour gives only its top `sketch_tail` bins; `sketch_complete_from`
@@ -183,10 +184,17 @@ other AS (
            t.processing_time_ms_sum AS read_processing_time_ms_sum,
            t.memory_usage_mb_sum AS read_memory_usage_mb_sum,
            t.error_rate_sum AS read_error_rate_sum,
-           t.error_rate_max >= h.error_rate_max
+           (t.error_rate_max >= h.error_rate_max
                AND h.error_rate_max > coalesce(
                    (SELECT max(w.error_rate_max) FROM rolled AS w WHERE w.i = c.i_other),
-                   '-infinity') AS read_too,
+                   '-infinity'))
+           -- A difference loses no more than float rounding while the side read holds at
+           -- most 3/4 of each sum (the statistics are never negative).
+           OR t.ia_efficiency_sum > 0.75 * h.ia_efficiency_sum
+           OR t.model_accuracy_sum > 0.75 * h.model_accuracy_sum
+           OR t.processing_time_ms_sum > 0.75 * h.processing_time_ms_sum
+           OR t.memory_usage_mb_sum > 0.75 * h.memory_usage_mb_sum
+           OR t.error_rate_sum > 0.75 * h.error_rate_sum AS read_too,
            CASE WHEN c.read_before THEN c.edge ELSE c.hour END AS other_lo,
            CASE WHEN c.read_before THEN c.hour + interval '1 hour' ELSE c.edge END AS other_hi
     FROM cut AS c
