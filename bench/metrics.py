@@ -41,6 +41,7 @@ from throwaway import throwaway_database
 
 import stratus_sql
 from stratus_sql.queries import metrics, users
+from stratus_sql.queries._series import SKETCH_TAIL
 
 STATISTICS = ["ia_efficiency", "model_accuracy", "processing_time_ms", "memory_usage_mb",
               "error_rate"]  # fmt: skip
@@ -193,7 +194,7 @@ def statement_args(period: str, now: datetime, user_id: uuid.UUID | None) -> lis
     return SERIES.positional(
         {"since": now - timedelta(seconds=count * width), "now": now, "bucket_seconds": width,
          "buckets": count, "user_id": user_id, "dashboard_id": None,
-         "sketch_tail": metrics.SKETCH_TAIL}
+         "sketch_tail": SKETCH_TAIL}
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Literal, overload
 from uuid import UUID
 
@@ -27,18 +27,16 @@ from stratus_sql.errors import (
     DatabaseUnavailable,
     InvalidInput,
     QueryTimeout,
-    SamplesPruned,
     UsageError,
 )
 from stratus_sql.ids import uuid7
-from stratus_sql.queries import _sketch
 from stratus_sql.queries._input import int_arg, moment_arg, month_arg, uuid_arg
 from stratus_sql.queries._samples import sample_rows
+from stratus_sql.queries._series import read_series
 from stratus_sql.records import (
     Metric,
     MetricBucket,
     MetricSample,
-    SeriesBucket,
     StaleableSeries,
 )
 from stratus_sql.sqlfiles import load_queries
@@ -268,7 +266,16 @@ async def dashboard_series(
     board = None if dashboard_id is None else uuid_arg(dashboard_id, "dashboard_id")
 
     async def read(ex: Executor) -> list[MetricBucket]:
-        return await _series(ex, period, user, board, now, exact)
+        return await read_series(
+            ex,
+            STATEMENTS.dashboard_series,
+            STATEMENTS.dashboard_series_exact,
+            PERIODS[period],
+            user,
+            board,
+            now,
+            exact,
+        )
 
     async def read_as_actor() -> list[MetricBucket]:
         if actor is None:
@@ -293,88 +300,6 @@ async def dashboard_series(
     while len(kept) > _KEPT_SERIES:
         kept.popitem(last=False)
     return StaleableSeries(buckets=buckets, stale=False, age_seconds=0.0)
-
-
-async def _series(
-    db: Executor,
-    period: str,
-    user_id: UUID | None,
-    dashboard_id: UUID | None,
-    now: datetime | None,
-    exact: bool,
-) -> list[MetricBucket]:
-    buckets, width = PERIODS[period]
-    # In UTC: a period is that many hours of elapsed time, whatever daylight saving does to
-    # the caller's clock.
-    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
-    since = now - timedelta(seconds=buckets * width)
-    args = {
-        "since": since,
-        "now": now,
-        "bucket_seconds": width,
-        "buckets": buckets,
-        "user_id": user_id,
-        "dashboard_id": dashboard_id,
-    }
-    # Hourly buckets off the hour hold no whole hour: every sample is read either way, and
-    # reading them for the exact statistics is the cheaper (unless they were pruned).
-    from_samples = exact or (
-        width == 3600 and (now.minute, now.second, now.microsecond) != (0, 0, 0)
-    )
-    if from_samples:
-        rows = await db.fetch_many(SeriesBucket, STATEMENTS.dashboard_series_exact, **args)
-        kept_from = rows[0].pruned_before if rows else None
-        if kept_from is not None and kept_from > since:
-            if exact:
-                raise SamplesPruned(
-                    f"the samples before {kept_from:%Y-%m-%d} were pruned: exact=True cannot "
-                    f"compute a series from {since:%Y-%m-%d %H:%M}; the default reads the "
-                    "rollups",
-                    kept_from,
-                )
-            from_samples = False
-    if from_samples:
-        return [_bucket(row, row.processing_time_p95_ms) for row in rows]
-    return await _series_from_rollups(db, args)
-
-
-# How many of an hour's sketch bins (its largest) the series reads first: p95 needs the
-# counts above it only, so unless an hour's lower bins reach up to it (a much slower hour
-# than the rest of its bucket) the result is the whole sketches'; when they do, the series
-# is read again with every bin. 32 bins span a factor of 1.9.
-SKETCH_TAIL = 32
-_WHOLE_SKETCHES = 2**31 - 1
-
-
-async def _series_from_rollups(db: Executor, args: dict[str, Any]) -> list[MetricBucket]:
-    for tail in (SKETCH_TAIL, _WHOLE_SKETCHES):
-        rows = await db.fetch_many(
-            SeriesBucket, STATEMENTS.dashboard_series, **args, sketch_tail=tail
-        )
-        try:
-            return [
-                _bucket(
-                    row,
-                    _sketch.p95(
-                        row.sketch_bins or [],
-                        row.sketch_counts or [],
-                        row.samples,
-                        row.sketch_complete_from,
-                    ),
-                )
-                for row in rows
-            ]
-        except _sketch.Incomplete:
-            continue
-    raise DatabaseError("dashboard_series: the whole sketches do not add up to their samples")
-
-
-def _bucket(row: SeriesBucket, p95: float | None) -> MetricBucket:
-    fields = row.model_dump(
-        exclude={"sketch_bins", "sketch_counts", "sketch_complete_from", "pruned_before"}
-    )
-    fields["processing_time_p95_ms"] = p95
-    return MetricBucket.model_construct(**fields)
 
 
 _SeriesKey = tuple[str, UUID | None, UUID | None, datetime | None, bool, Actor | None]
