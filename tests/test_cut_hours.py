@@ -13,7 +13,7 @@ import pytest
 
 from stratus_sql import Database
 from stratus_sql.queries import metrics, users
-from tests.checks import assert_close
+from tests.checks import adhoc, assert_close
 
 # 20 minutes past the hour: every 30-day bucket edge cuts its hour into 20 minutes before
 # the edge (the side read, the shorter) and 40 after (derived from the hour's rollup).
@@ -100,3 +100,36 @@ async def test_every_side_of_a_cut_hour_adds_up(db: Database) -> None:
     assert by_start[edge - 9 * DAY].samples == 600
     assert by_start[NOW - DAY].samples == 6  # the 6 dated after `now` are not in the window
     assert sum(b.samples for b in rolled) == len(samples) - 6
+
+
+# Rollups that fall short of the samples: written around the layer, say, before a rebuild.
+SHORT_ROLLUPS = adhoc(
+    "short_rollups :execrows",
+    postgres="UPDATE metrics_hourly SET samples = 1 WHERE user_id = :user_id",
+    sqlite="UPDATE metrics_hourly SET samples = 1 WHERE user_id = :user_id",
+)
+
+
+async def test_a_cut_hour_whose_rollup_falls_short_is_read_whole(db: Database) -> None:
+    owner = (
+        await users.create_user(
+            db, name="Curta", email=f"curta.{uuid.uuid4().hex[:10]}@example.com", role="pilot"
+        )
+    ).user_id
+    rng = random.Random(8)
+    edge = NOW - 3 * DAY
+    hour = edge.replace(minute=0)
+    # Only this cut hour has samples; the side read (before the edge) holds fewer than the
+    # side after, and not the worst error rate.
+    await metrics.record_metrics(
+        db,
+        [
+            *(sample(owner, t, rng) for t in spread(hour, 20, 5)),
+            *(sample(owner, t, rng, error_rate=0.9) for t in spread(edge, 40, 9)),
+        ],
+    )
+    assert await db.execute_rows(SHORT_ROLLUPS, user_id=owner) == 1
+
+    # The side after the edge is read too rather than taken as 1 - 5 samples.
+    rolled = await series_of(db, owner)
+    assert [b.samples for b in rolled if b.samples] == [5, 9]

@@ -64,8 +64,9 @@ SELECT metrics_rebuild_rollups(:since);
 -- else the shorter), and the other side is the hour's rollup less them: counts, sums and
 -- sketch counts subtract exactly. Its worst error rate is the hour's when the side read
 -- does not hold it, or when no sample of that side could raise its bucket's worst above the
--- whole hours' (the hour's worst is no higher); otherwise, or when the side read holds over
--- 3/4 of a sum (the difference would lose more than float rounding), that side is read too.
+-- whole hours' (the hour's worst is no higher); otherwise, or when the side read holds as
+-- many samples as the hour's rollup or over 3/4 of a sum (the difference would lose more
+-- than float rounding), that side is read too.
 -- The sketches of processing time come end to end (`sketch_bins`, `sketch_counts`, the
 -- counts of a side subtracted negative): the layer adds up each bin's counts and estimates
 -- p95 from them. Each hour gives only its top `sketch_tail` bins; `sketch_complete_from`
@@ -188,8 +189,11 @@ other AS (
                AND h.error_rate_max > coalesce(
                    (SELECT max(w.error_rate_max) FROM rolled AS w WHERE w.i = c.i_other),
                    '-infinity'))
-           -- A difference loses no more than float rounding while the side read holds at
-           -- most 3/4 of each sum (the statistics are never negative).
+           -- A difference is only taken of fewer samples than the hour's (so the other
+           -- side is never empty, nor negative where the rollups fall short of the samples),
+           -- and loses no more than float rounding while the side read holds at most 3/4 of
+           -- each sum (the statistics are never negative).
+           OR t.samples >= h.samples
            OR t.ia_efficiency_sum > 0.75 * h.ia_efficiency_sum
            OR t.model_accuracy_sum > 0.75 * h.model_accuracy_sum
            OR t.processing_time_ms_sum > 0.75 * h.processing_time_ms_sum
@@ -233,7 +237,7 @@ parts AS (
            processing_time_ms_sum - coalesce(read_processing_time_ms_sum, 0),
            memory_usage_mb_sum - coalesce(read_memory_usage_mb_sum, 0),
            error_rate_sum - coalesce(read_error_rate_sum, 0),
-           CASE WHEN samples > coalesce(read_samples, 0) THEN error_rate_max END
+           error_rate_max
     FROM other
     WHERE NOT coalesce(read_too, false)
 ),
@@ -276,11 +280,11 @@ totals AS (
 )
 SELECT s.b_start AS bucket_start,
        coalesce(t.samples, 0) AS samples,
-       t.ia_efficiency / nullif(t.samples, 0) AS ia_efficiency,
-       t.model_accuracy / nullif(t.samples, 0) AS model_accuracy,
-       t.processing_time_ms / nullif(t.samples, 0) AS processing_time_ms,
-       t.memory_usage_mb / nullif(t.samples, 0) AS memory_usage_mb,
-       t.error_rate / nullif(t.samples, 0) AS error_rate,
+       t.ia_efficiency / t.samples AS ia_efficiency,
+       t.model_accuracy / t.samples AS model_accuracy,
+       t.processing_time_ms / t.samples AS processing_time_ms,
+       t.memory_usage_mb / t.samples AS memory_usage_mb,
+       t.error_rate / t.samples AS error_rate,
        NULL::double precision AS processing_time_p95_ms,
        t.error_rate_max,
        k.sketch_bins,

@@ -93,7 +93,10 @@ async def _from_rollups(
             ]
         except _sketch.Incomplete:
             continue
-    raise DatabaseError("dashboard_series: the whole sketches do not add up to their samples")
+    raise DatabaseError(
+        "dashboard_series: the rollups' sketches do not add up to their samples; "
+        "run stratus-sql metrics rebuild-rollups"
+    )
 
 
 def _bucket(row: SeriesBucket, p95: float | None) -> MetricBucket:
