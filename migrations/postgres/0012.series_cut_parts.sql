@@ -4,8 +4,9 @@
 -- metrics_between does) to be binned and bucketed by the series statement cost 28 ms for the
 -- 36,000 samples of a 30-day series over 1,000,000 (EXPLAIN ANALYZE). The function is
 -- PL/pgSQL, so its query is prepared once per session (a set-returning SQL function that is
--- not inlined is planned on every call), and a series without cut hours (`now` on the hour) skips the scan. metrics_between, which it replaces,
--- stays for the instances of the layer still running while a deploy rolls over.
+-- not inlined is planned on every call), and a series without cut hours (`now` on the
+-- hour) skips the scan. metrics_between, which it replaces, stays for the instances of the
+-- layer still running while a deploy rolls over.
 -- depends: 0011.series_cut_hours
 
 CREATE FUNCTION metrics_cut_parts(los timestamptz[], his timestamptz[], uid uuid, did uuid)
