@@ -39,6 +39,11 @@ def spread(start: datetime, minutes: float, n: int) -> list[datetime]:
     return [start + timedelta(minutes=minutes * (i + 0.5) / n) for i in range(n)]
 
 
+async def pilot(db: Database, name: str) -> uuid.UUID:
+    email = f"{name.lower()}.{uuid.uuid4().hex[:10]}@example.com"
+    return (await users.create_user(db, name=name, email=email, role="pilot")).user_id
+
+
 async def series_of(db: Database, owner: uuid.UUID) -> list[Any]:
     rolled = await metrics.dashboard_series(db, period="30d", now=NOW, user_id=owner)
     exact = await metrics.dashboard_series(db, period="30d", now=NOW, user_id=owner, exact=True)
@@ -47,11 +52,7 @@ async def series_of(db: Database, owner: uuid.UUID) -> list[Any]:
 
 
 async def test_every_side_of_a_cut_hour_adds_up(db: Database) -> None:
-    owner = (
-        await users.create_user(
-            db, name="Corte", email=f"corte.{uuid.uuid4().hex[:10]}@example.com", role="pilot"
-        )
-    ).user_id
+    owner = await pilot(db, "Corte")
     rng = random.Random(5)
     edge = NOW - 2 * DAY  # each case in the hour of its own edge
     hour = edge.replace(minute=0)
@@ -111,11 +112,7 @@ SHORT_ROLLUPS = adhoc(
 
 
 async def test_a_cut_hour_whose_rollup_falls_short_is_read_whole(db: Database) -> None:
-    owner = (
-        await users.create_user(
-            db, name="Curta", email=f"curta.{uuid.uuid4().hex[:10]}@example.com", role="pilot"
-        )
-    ).user_id
+    owner = await pilot(db, "Curta")
     rng = random.Random(8)
     edge = NOW - 3 * DAY
     hour = edge.replace(minute=0)
